@@ -1,0 +1,43 @@
+# The two commands of the README: `make repro` and `make test`.
+# Both bootstrap .venv from requirements.txt when it is missing or out of date
+# (a stamp keyed on the hash of the dependency files).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.deps-$(DEPS_HASH)
+
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: venv repro test test-all bench ui clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.deps-*
+	@touch $@
+
+repro: venv
+	$(BIN)/dvc repro
+
+test: venv
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python benchmarks/run.py
+
+ui: venv
+	$(BIN)/python -m lowspike.tracking ui
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+"""lowspike: reduce the activity of spiking neural networks, reproducibly."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""Artifacts are the interface between stages: every file is written atomically.
+
+A writer fills a temporary file in the destination folder and renames it over the target,
+so a stage killed at any point leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _json_safe(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(target: str | Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON (non-finite floats become null), atomically."""
+    text = json.dumps(_json_safe(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_text(target: str | Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+
+
+def save_torch(target: str | Path, obj: Any) -> None:
+    """``torch.save`` through a temporary file and a rename."""
+    with atomic_path(target) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    return torch.load(Path(path), map_location=map_location, weights_only=False)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

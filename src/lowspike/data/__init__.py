@@ -1,0 +1,40 @@
+"""Datasets: one module each, one registry from the params name to its loader.
+
+A loader takes the validated ``data`` section and returns a :class:`RawDataset`; heavy
+imports (torchvision, soundfile, eSpeak NG) happen inside the loader.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..config import DataConfig
+from . import digits, mnist5k
+from .base import DatasetMissing, RawDataset
+from .prepared import PreparedDataCorrupt, PreparedDataset, load_prepared, write_prepared
+
+DATASETS: dict[str, Callable[[DataConfig], RawDataset]] = {
+    "mnist5k": mnist5k.load,
+    "digits": digits.load,
+}
+
+
+def load_raw(name: str, cfg: DataConfig) -> RawDataset:
+    """Read dataset ``name`` from its source."""
+    try:
+        loader = DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; allowed: {sorted(DATASETS)}") from None
+    return loader(cfg)
+
+
+__all__ = [
+    "DATASETS",
+    "DatasetMissing",
+    "PreparedDataCorrupt",
+    "PreparedDataset",
+    "RawDataset",
+    "load_prepared",
+    "load_raw",
+    "write_prepared",
+]

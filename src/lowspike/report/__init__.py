@@ -1,0 +1,1 @@
+"""Tables and figures of both papers, from the aggregated metric files."""

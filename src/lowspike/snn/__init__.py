@@ -1,0 +1,1 @@
+"""Spiking layers: neurons, DNN-to-SNN conversion, simulation."""

@@ -1,0 +1,31 @@
+"""DVC stage `prepare@<dataset>`: read a dataset from its source into data/prepared/<dataset>/."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from lowspike import runtime
+from lowspike.config import load_params
+from lowspike.data import DatasetMissing, load_raw, write_prepared
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    runtime.setup()
+    try:
+        raw = load_raw(args.dataset, params.data)
+    except (DatasetMissing, KeyError) as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    meta = write_prepared(raw, Path(params.data.prepared_dir) / args.dataset)
+    counts = ", ".join(f"{split} {meta['counts'][split]['total']}" for split in ("train", "val", "test"))
+    runtime.announce(f"prepare@{args.dataset}", f"{meta['num_classes']} classes; {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
