@@ -1,0 +1,265 @@
+"""The conversion study (regularization paper): train, convert, simulate, evaluate, aggregate.
+
+Artifacts (one folder per point ``<point>`` = ``baseline`` or ``<regularizer>-<lambda>``):
+
+- ``runs/dnn/<dataset>/<arch>/<point>/model.pt``  trained DNN (state dict + arch metadata)
+- ``runs/dnn/<dataset>/<arch>/<point>/train.json`` status, epochs, validation metrics, history
+- ``runs/snn/<dataset>/<arch>/<point>/snn.pt``  converted SNN; ``convert.json`` its lambdas
+- ``runs/sim/<dataset>/<arch>/<point>/simulation.json`` spikes, SynOps, accuracy per timestep
+- ``runs/eval/<dataset>/<arch>/<point>/evaluate.json`` all metrics of the point
+- ``results/conversion/results.json`` (and ``.csv``) the aggregated table, selections, AUCs
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..artifacts import read_json, write_json
+from ..config import Params
+from ..data import load_prepared
+from ..data.loading import SplitTensors, load_split
+from ..models import build_dnn
+from ..regularizers import activity_penalty, build_regularizer
+from ..training import StepOutput, fit, pick_device, seed_everything
+from .common import accuracy, checkpoint_path, fingerprint, format_value, load_model_payload, save_model
+
+BASELINE = "baseline"
+RUNS = Path("runs")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One model of the sweep: a regularizer at a strength, or the unregularized baseline."""
+
+    dataset: str
+    arch: str
+    regularizer: str  # "none" for the baseline
+    lam: float
+
+    @property
+    def name(self) -> str:
+        if self.regularizer == "none":
+            return BASELINE
+        return f"{self.regularizer}-{format_value(self.lam)}"
+
+    def folder(self, kind: str) -> Path:
+        return RUNS / kind / self.dataset / self.arch / self.name
+
+
+def grid(params: Params, dataset: str, arch: str) -> list[Point]:
+    """The baseline followed by every (regularizer, lambda) of ``regularization`` in params."""
+    study = params.regularization
+    points = [Point(dataset, arch, "none", 0.0)]
+    points += [Point(dataset, arch, reg, lam) for reg in study.regularizers for lam in study.lambdas]
+    return points
+
+
+def make_loss(model_regularizer, lam: float):
+    """Eq. 4 of the regularization paper: ``CE + lambda * sum_l psi(X_l)``."""
+
+    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
+        logits, hidden = model.forward_with_activations(x)
+        ce = F.cross_entropy(logits, y)
+        if model_regularizer is None or lam == 0.0:
+            return StepOutput(ce, logits, {"ce": float(ce.detach())})
+        penalty = activity_penalty(hidden, model_regularizer)
+        return StepOutput(ce + lam * penalty, logits, {"ce": float(ce.detach()), "penalty": float(penalty.detach())})
+
+    return loss_fn
+
+
+def train_point(params: Params, point: Point, on_epoch=None, progress: bool = False) -> dict[str, Any]:
+    """Train the DNN of ``point``; write ``model.pt`` and ``train.json``; return the summary."""
+    study = params.regularization
+    cfg = study.train
+    device = pick_device()
+    seed_everything(cfg.seed)
+    prepared = load_prepared(Path(params.data.prepared_dir) / point.dataset)
+    train_data = load_split(prepared, "train", params.data, device, train=True)
+    val_data = load_split(prepared, "val", params.data, device)
+    model = build_dnn(point.arch, train_data.sample_shape, prepared.num_classes).to(device)
+    regularizer = None
+    if point.regularizer != "none":
+        regularizer = build_regularizer(point.regularizer, l2_form=study.l2_form, lp_eps=study.lp_eps)
+    run_fingerprint = fingerprint(
+        point.__dict__, cfg.model_dump(), study.l2_form, study.lp_eps, prepared.meta["sha256"]
+    )
+    result = fit(
+        model,
+        make_loss(regularizer, point.lam),
+        train_data,
+        val_data,
+        cfg,
+        checkpoint_path=checkpoint_path(f"dnn/{point.dataset}/{point.arch}/{point.name}"),
+        fingerprint=run_fingerprint,
+        on_epoch=on_epoch,
+        progress=progress,
+        description=f"{point.arch} {point.name}",
+    )
+    folder = point.folder("dnn")
+    save_model(
+        folder / "model.pt",
+        model,
+        arch=point.arch,
+        input_shape=list(train_data.sample_shape),
+        num_classes=prepared.num_classes,
+    )
+    best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
+    summary = {
+        "dataset": point.dataset,
+        "arch": point.arch,
+        "regularizer": point.regularizer,
+        "lambda": point.lam,
+        "point": point.name,
+        "seed": cfg.seed,
+        "status": result.status,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "val_accuracy": best.get("val_accuracy"),
+        "train_seconds": result.seconds,
+        "history": result.history,
+    }
+    write_json(folder / "train.json", summary)
+    checkpoint_path(f"dnn/{point.dataset}/{point.arch}/{point.name}").unlink(missing_ok=True)
+    return summary
+
+
+def load_dnn(point: Point, device: torch.device | str = "cpu") -> nn.Module:
+    payload = load_model_payload(point.folder("dnn") / "model.pt")
+    model = build_dnn(payload["arch"], tuple(payload["input_shape"]), payload["num_classes"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval()
+
+
+def split_inputs(params: Params, dataset: str, split: str, device) -> SplitTensors:
+    prepared = load_prepared(Path(params.data.prepared_dir) / dataset)
+    return load_split(prepared, split, params.data, device)
+
+
+# ---------------------------------------------------------------- aggregation
+
+
+def percent_change(value: float | None, baseline: float | None) -> float | None:
+    """``100 (value - baseline) / baseline``; None when the baseline is 0 or missing."""
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return 100.0 * (value - baseline) / baseline
+
+
+def select_best(rows: list[dict], baseline: dict, max_drop: float) -> dict | None:
+    """Selection rule of Tables 1-2: the model with the fewest SynOps whose SNN accuracy drop
+    vs the baseline is below ``max_drop`` percentage points (diverged models excluded)."""
+    eligible = [
+        r for r in rows
+        if r.get("status") == "ok"
+        and r.get("snn_accuracy") is not None
+        and (baseline["snn_accuracy"] - r["snn_accuracy"]) * 100.0 < max_drop
+    ]
+    if not eligible:
+        return None
+    return min(eligible, key=lambda r: (r["synops"], -r["snn_accuracy"]))
+
+
+def accuracy_synops_curve(
+    rows: Iterable[dict], max_synops: float, chance: float
+) -> dict[str, list[float] | float]:
+    """Accuracy vs normalized SynOps (Fig. 3) with its AUC and the monotone smoothed AUC (Table 3).
+
+    x = SynOps / max SynOps over the models of the (dataset, arch); y = SNN accuracy
+    (fraction). The curve is anchored at (0, chance): a network that emits no spike
+    classifies at chance. Smoothing is an isotonic (non-decreasing in x) regression.
+    AUC is the trapezoidal area (``sklearn.metrics.auc``) over x in [0, max x].
+    """
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.metrics import auc
+
+    pairs = sorted(
+        (r["synops"] / max_synops, r["snn_accuracy"])
+        for r in rows
+        if r.get("status") == "ok" and r.get("synops") is not None and max_synops > 0
+    )
+    xs = [0.0] + [p[0] for p in pairs]
+    ys = [chance] + [p[1] for p in pairs]
+    if len(xs) < 2:
+        return {"x": xs, "y": ys, "y_smoothed": ys, "auc": math.nan, "auc_smoothed": math.nan}
+    smoothed = IsotonicRegression(increasing=True).fit_transform(xs, ys).tolist()
+    return {
+        "x": xs,
+        "y": ys,
+        "y_smoothed": smoothed,
+        "auc": float(auc(xs, ys)),
+        "auc_smoothed": float(auc(xs, smoothed)),
+    }
+
+
+def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]:
+    """Collect every evaluate.json of the current grid into one table with deltas,
+    selections (Tables 1-2) and accuracy-vs-SynOps AUCs (Table 3)."""
+    study = params.regularization
+    table: list[dict] = []
+    selections: list[dict] = []
+    curves: list[dict] = []
+    for dataset in study.datasets:
+        for arch in study.archs:
+            points = grid(params, dataset, arch)
+            rows = []
+            for point in points:
+                path = eval_root / dataset / arch / point.name / "evaluate.json"
+                if path.exists():
+                    rows.append(read_json(path))
+            baseline = next((r for r in rows if r["point"] == BASELINE), None)
+            if baseline is None:
+                continue
+            for row in rows:
+                for key in ("spikes", "eflops", "synops"):
+                    row[f"{key}_change_pct"] = percent_change(row.get(key), baseline.get(key))
+                for key in ("dnn_accuracy", "snn_accuracy"):
+                    if row.get(key) is not None and baseline.get(key) is not None:
+                        row[f"{key}_delta_pts"] = 100.0 * (row[key] - baseline[key])
+                    else:
+                        row[f"{key}_delta_pts"] = None
+            table.extend(rows)
+            max_drop = study.max_accuracy_drop.get(dataset, 0.5)
+            max_synops = max((r["synops"] for r in rows if r.get("status") == "ok"), default=0.0)
+            chance = 1.0 / max(1, baseline.get("num_classes", 10))
+            for reg in study.regularizers:
+                reg_rows = [r for r in rows if r["regularizer"] == reg]
+                best = select_best(reg_rows, baseline, max_drop)
+                selections.append({
+                    "dataset": dataset, "arch": arch, "regularizer": reg, "max_drop_pts": max_drop,
+                    "selected": best["point"] if best else None,
+                    "lambda": best["lambda"] if best else None,
+                    **({k: best.get(k) for k in (
+                        "spikes_change_pct", "eflops_change_pct", "synops_change_pct",
+                        "dnn_accuracy_delta_pts", "snn_accuracy_delta_pts")} if best else {}),
+                })
+                curve = accuracy_synops_curve([baseline, *reg_rows], max_synops, chance)
+                curves.append({"dataset": dataset, "arch": arch, "regularizer": reg, **curve})
+    return {"rows": table, "selections": selections, "curves": curves}
+
+
+def check_point(params: Params, point: Point) -> None:
+    """Refuse, with exit code 2 and one line, a point that params.yaml does not define."""
+    import sys
+
+    study = params.regularization
+    problems = []
+    if point.dataset not in study.datasets:
+        problems.append(f"dataset {point.dataset!r} not in regularization.datasets {study.datasets}")
+    if point.arch not in study.archs:
+        problems.append(f"arch {point.arch!r} not in regularization.archs {study.archs}")
+    if point.regularizer != "none" and point.regularizer not in study.regularizers:
+        problems.append(f"regularizer {point.regularizer!r} not in regularization.regularizers {study.regularizers}")
+    if point.regularizer != "none" and point.lam not in study.lambdas:
+        problems.append(f"lambda {point.lam!r} not in regularization.lambdas {study.lambdas}")
+    if problems:
+        print(f"error: {problems[0]}", file=sys.stderr)
+        raise SystemExit(2)
