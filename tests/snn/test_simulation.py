@@ -76,3 +76,17 @@ def test_silent_network_gives_zero_spikes_and_defined_predictions():
     out = simulate_batch(snn, torch.rand(4, 1, 8, 8), timesteps=5)
     assert out.spikes_per_sample.sum().item() == 0
     assert out.predictions.shape == (5, 4)
+
+
+def test_synops_equal_spikes_times_fanout_on_a_dense_net():
+    from lowspike.metrics import spiking_fanouts
+
+    snn = {"input_shape": [4], "layers": [
+        {"kind": "linear", "weight": torch.full((3, 4), 0.3), "bias": torch.zeros(3)},
+        {"kind": "linear", "weight": torch.ones(5, 3), "bias": torch.zeros(5)}]}
+    inputs = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.5, 0.0, 0.0, 0.0]])
+    out = simulate_batch(snn, inputs, timesteps=10, fanouts=spiking_fanouts(snn))
+    # sample 0: hidden current 1.2 > 1 every step -> 3 neurons x 10 spikes, each to 5 outputs = 150
+    # sample 1: current 0.15 per step crosses 1 at step 7 (1.05) -> 3 spikes x 5 = 15
+    assert out.synops_per_sample.tolist() == [150.0, 15.0]
+    assert out.spikes_per_layer[:, 0].sum().item() == 33

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from ..metrics import synops_from_spikes
 from .neurons import if_step
 
 
@@ -39,11 +40,15 @@ class SimulationOutput:
     spikes_per_sample: torch.Tensor  # [B] total over T and layers
     predictions: torch.Tensor  # [T, B] predicted class after each step
     input_spikes_per_sample: torch.Tensor  # [B] (0 for analog input)
+    synops_per_sample: torch.Tensor  # [B] float64, 0 when no fan-outs were given
 
 
 @torch.inference_mode()
 def simulate_batch(snn: dict, inputs: torch.Tensor, timesteps: int, input_coding: str = "analog",
-                   generator: torch.Generator | None = None) -> SimulationOutput:
+                   generator: torch.Generator | None = None,
+                   fanouts: list[torch.Tensor] | None = None) -> SimulationOutput:
+    """Simulate ``inputs`` for ``timesteps`` steps; ``fanouts`` (from
+    :func:`lowspike.metrics.spiking_fanouts`) turns every spike into its SynOps."""
     layers = [{k: (v.to(inputs.device) if torch.is_tensor(v) else v) for k, v in s.items()} for s in snn["layers"]]
     weight_positions = [i for i, s in enumerate(layers) if s["kind"] in ("linear", "conv")]
     batch = inputs.shape[0]
@@ -52,6 +57,8 @@ def simulate_batch(snn: dict, inputs: torch.Tensor, timesteps: int, input_coding
     spikes_per_layer = torch.zeros(timesteps, len(weight_positions), device=inputs.device)
     per_sample = torch.zeros(batch, device=inputs.device)
     input_spikes = torch.zeros(batch, device=inputs.device)
+    synops = torch.zeros(batch, dtype=torch.float64, device=inputs.device)
+    fanouts = [f.to(inputs.device) for f in fanouts] if fanouts is not None else None
     out_counts = None
     predictions = torch.empty(timesteps, batch, dtype=torch.long, device=inputs.device)
     for t in range(timesteps):
@@ -60,6 +67,8 @@ def simulate_batch(snn: dict, inputs: torch.Tensor, timesteps: int, input_coding
         else:
             x = (torch.rand(inputs.shape, generator=generator).to(inputs.device) < inputs).to(inputs.dtype)
             input_spikes += x.flatten(1).sum(dim=1)
+            if fanouts is not None:
+                synops += synops_from_spikes(x, fanouts[0])
         slot = 0
         for i, spec in enumerate(layers):
             if spec["kind"] in ("linear", "conv"):
@@ -70,10 +79,12 @@ def simulate_batch(snn: dict, inputs: torch.Tensor, timesteps: int, input_coding
                 counts = x.flatten(1).sum(dim=1)
                 per_sample += counts
                 spikes_per_layer[t, slot] = counts.sum()
+                if fanouts is not None:
+                    synops += synops_from_spikes(x, fanouts[slot + 1])
                 slot += 1
             else:
                 x = apply_layer(spec, x)
         out_counts = x.clone() if out_counts is None else out_counts + x
         score = out_counts + 0.49 * torch.tanh(membranes[-1])
         predictions[t] = score.argmax(dim=1)
-    return SimulationOutput(spikes_per_layer, per_sample + input_spikes, predictions, input_spikes)
+    return SimulationOutput(spikes_per_layer, per_sample + input_spikes, predictions, input_spikes, synops)
