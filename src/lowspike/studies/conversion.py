@@ -263,3 +263,143 @@ def check_point(params: Params, point: Point) -> None:
     if problems:
         print(f"error: {problems[0]}", file=sys.stderr)
         raise SystemExit(2)
+
+
+# ------------------------------------------------- convert, simulate, evaluate (per dataset x arch)
+
+
+def _trained_points(params: Params, dataset: str, arch: str) -> list[tuple[Point, dict]]:
+    found = []
+    for point in grid(params, dataset, arch):
+        train_file = point.folder("dnn") / "train.json"
+        if train_file.exists():
+            found.append((point, read_json(train_file)))
+    return found
+
+
+def convert_all(params: Params, dataset: str, arch: str, progress: bool = False) -> str:
+    """Convert every trained DNN of the grid; write ``snn.pt`` and ``convert.json`` per point."""
+    from ..snn.conversion import convert, save_converted
+
+    cfg = params.conversion
+    calibration = split_inputs(params, dataset, cfg.calibration_split, "cpu").materialize()
+    if cfg.calibration_samples:
+        calibration = calibration[: cfg.calibration_samples]
+    converted = 0
+    for point, summary in _trained_points(params, dataset, arch):
+        folder = point.folder("snn")
+        record = {"point": point.name, "status": summary["status"], "percentile": cfg.percentile}
+        if summary["status"] == "ok":
+            snn = convert(load_dnn(point), calibration, percentile=cfg.percentile)
+            save_converted(folder / "snn.pt", snn)
+            record["lambdas"] = snn["lambdas"]
+            converted += 1
+        write_json(folder / "convert.json", record)
+    return f"{converted} models converted (percentile {cfg.percentile})"
+
+
+def simulate_all(params: Params, dataset: str, arch: str, progress: bool = False) -> str:
+    """Simulate every converted SNN on the test split; write ``simulation.json`` per point."""
+    from ..metrics import spiking_fanouts
+    from ..snn.conversion import load_converted
+    from ..snn.simulation import simulate_batch
+
+    cfg = params.simulation
+    device = pick_device()
+    test = split_inputs(params, dataset, "test", device)
+    inputs, labels = test.materialize(), test.labels
+    lines = []
+    for point, summary in _trained_points(params, dataset, arch):
+        folder = point.folder("sim")
+        if summary["status"] != "ok":
+            write_json(folder / "simulation.json", {"point": point.name, "status": summary["status"]})
+            continue
+        snn = load_converted(point.folder("snn") / "snn.pt")
+        fanouts = spiking_fanouts(snn)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        per_layer, spikes, synops, correct = None, [], [], None
+        for start in range(0, inputs.shape[0], cfg.batch_size):
+            out = simulate_batch(snn, inputs[start:start + cfg.batch_size], cfg.timesteps, cfg.input_coding,
+                                 generator, fanouts)
+            per_layer = out.spikes_per_layer if per_layer is None else per_layer + out.spikes_per_layer
+            spikes.append(out.spikes_per_sample.cpu())
+            synops.append(out.synops_per_sample.cpu())
+            hits = (out.predictions == labels[start:start + cfg.batch_size]).sum(dim=1).cpu()
+            correct = hits if correct is None else correct + hits
+        n = inputs.shape[0]
+        accuracy_per_step = (correct.double() / n).tolist()
+        layer_names = [f"if{i + 1}" for i in range(per_layer.shape[1])]
+        record = {
+            "point": point.name, "status": "ok", "timesteps": cfg.timesteps, "input_coding": cfg.input_coding,
+            "samples": n,
+            "snn_accuracy": accuracy_per_step[-1],
+            "accuracy_per_timestep": accuracy_per_step,
+            "spikes": float(torch.cat(spikes).double().mean()),
+            "synops": float(torch.cat(synops).mean()),
+            "spikes_per_layer": dict(zip(layer_names, (per_layer.sum(dim=0).double() / n).tolist())),
+            "spikes_per_timestep_per_layer": (per_layer.double() / n).tolist(),
+        }
+        write_json(folder / "simulation.json", record)
+        lines.append(f"{point.name} {100 * record['snn_accuracy']:.2f}%")
+    return f"SNN accuracy at T={cfg.timesteps}: " + ", ".join(lines)
+
+
+def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False) -> str:
+    """Join DNN accuracy and EFLOPS with the simulation into ``evaluate.json`` per point."""
+    from ..metrics import eflops_per_sample
+
+    device = pick_device()
+    test = split_inputs(params, dataset, "test", device)
+    inputs, labels = test.materialize(), test.labels
+    prepared = load_prepared(Path(params.data.prepared_dir) / dataset)
+    for point, summary in _trained_points(params, dataset, arch):
+        record = {"dataset": dataset, "arch": arch, "point": point.name, "regularizer": point.regularizer,
+                  "lambda": point.lam, "status": summary["status"], "num_classes": prepared.num_classes,
+                  "epochs_run": summary["epochs_run"]}
+        if summary["status"] == "ok":
+            model = load_dnn(point, device)
+            with torch.inference_mode():
+                logits = torch.cat([model(chunk) for chunk in inputs.split(1000)])
+            eflops = eflops_per_sample(model, inputs)
+            sim = read_json(point.folder("sim") / "simulation.json")
+            record.update({
+                "dnn_accuracy": accuracy(logits, labels),
+                "eflops": eflops["total"], "eflops_per_layer": eflops["per_layer"],
+                **{k: sim[k] for k in ("snn_accuracy", "spikes", "synops", "spikes_per_layer",
+                                      "accuracy_per_timestep", "timesteps")},
+            })
+        write_json(point.folder("eval") / "evaluate.json", record)
+    return f"{len(_trained_points(params, dataset, arch))} points evaluated"
+
+
+def write_aggregate(params: Params, out_dir: str | Path) -> str:
+    """Write results.json, results.csv and the DVC metrics file summary.json."""
+    import csv
+    import io
+
+    from ..artifacts import write_text
+
+    out_dir = Path(out_dir)
+    result = aggregate(params)
+    write_json(out_dir / "results.json", result)
+    columns = ["dataset", "arch", "point", "regularizer", "lambda", "status", "dnn_accuracy", "snn_accuracy",
+               "spikes", "eflops", "synops", "spikes_change_pct", "eflops_change_pct", "synops_change_pct",
+               "dnn_accuracy_delta_pts", "snn_accuracy_delta_pts"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(result["rows"])
+    write_text(out_dir / "results.csv", buffer.getvalue())
+    summary: dict[str, Any] = {}
+    for row in result["rows"]:
+        if row["point"] == BASELINE and row.get("status") == "ok":
+            key = f"{row['dataset']}/{row['arch']}/baseline"
+            summary[key] = {k: row[k] for k in ("dnn_accuracy", "snn_accuracy", "spikes", "eflops", "synops")}
+    for selection in result["selections"]:
+        key = f"{selection['dataset']}/{selection['arch']}/{selection['regularizer']}"
+        summary[key] = {k: v for k, v in selection.items() if k.endswith(("_pct", "_pts")) or k == "lambda"}
+    for curve in result["curves"]:
+        key = f"{curve['dataset']}/{curve['arch']}/{curve['regularizer']}"
+        summary.setdefault(key, {}).update({"auc": curve["auc"], "auc_smoothed": curve["auc_smoothed"]})
+    write_json(out_dir / "summary.json", summary)
+    return f"{len(result['rows'])} points, {sum(1 for s in result['selections'] if s['selected'])} selections"

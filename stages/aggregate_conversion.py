@@ -1,0 +1,24 @@
+"""DVC stage `aggregate_conversion`: collect every evaluate.json of the conversion study into one
+table with percent changes vs baseline, the selections of Tables 1-2 and the AUCs of Table 3."""
+
+import argparse
+
+from lowspike import runtime
+from lowspike.config import load_params
+from lowspike.studies import conversion
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", default="results/conversion")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    runtime.setup()
+    headline = conversion.write_aggregate(params, args.out)
+    runtime.announce("aggregate_conversion", headline)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
