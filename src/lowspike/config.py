@@ -284,12 +284,23 @@ class LogitsRegGrid(Section):
     lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-3, 1.0e-2, 1.0e-1])
 
 
+class CombinedGrid(Section):
+    """Heterogeneous-temperature KD and activation regularization in one loss (the paper's future
+    work): the cross product of the four lists."""
+
+    tau_s: list[PosFloat] = Field(default_factory=lambda: [1.0])
+    tau_t: list[PosFloat] = Field(default_factory=lambda: [8.0])
+    norms: list[Literal["l1", "l2"]] = Field(default_factory=lambda: ["l1"])
+    lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-1])
+
+
 class DistillationGrids(Section):
     mse: MseGrid = MseGrid()
     soft_targets: SoftTargetGrid = SoftTargetGrid()
     heterogeneous: HeterogeneousGrid = HeterogeneousGrid()
     activation: ActivationRegGrid = ActivationRegGrid()
     logits: LogitsRegGrid = LogitsRegGrid()
+    combined: CombinedGrid = CombinedGrid()
 
 
 def default_setups() -> dict[str, StudentSetup]:

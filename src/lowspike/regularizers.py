@@ -8,7 +8,9 @@ The training loss is Eq. 4 of the regularization paper::
 
 Registry names (``regularization.regularizers`` in params.yaml): ``l1``, ``l2``,
 ``hoyer``, ``hoyer_square``, and ``lp<p>`` for the Lp surrogate of L0 with p in (0, 1].
-The spike/logit regularizers of the distillation paper live in :mod:`lowspike.snn.activity`.
+
+The spike and logits regularizers of the distillation paper (Eqs. 6-10) are at the end:
+:func:`spike_activity_penalty` and :func:`logits_penalty`.
 """
 
 from __future__ import annotations
@@ -104,3 +106,60 @@ def activity_penalty(activations: Sequence[torch.Tensor], regularizer: Regulariz
     if not activations:
         raise ValueError("no hidden activation maps to regularize")
     return torch.stack([regularizer(x) for x in activations]).sum()
+
+
+# ------------------------------------------------- distillation paper, Eqs. 6-10
+
+SpikeNorm = Literal["l1", "l2"]
+LogitsNorm = Literal["l2", "l2sq"]
+
+
+def _norm_per_sample(x: torch.Tensor, norm: str) -> torch.Tensor:
+    """Eqs. 6-8 of the distillation paper on a tensor ``[T, B, ...]``, one value per sample ``[B]``.
+
+    ``l1``: ``sum_i t_i`` (spikes are 0/1, so no absolute value, Eq. 6); ``l2sq``:
+    ``sum_i t_i^2`` (Eq. 7); ``l2``: ``sqrt(sum_i t_i^2)`` (Eq. 8), the sum running over the
+    timesteps and the neurons of the layer.
+    """
+    per_sample = x.transpose(0, 1).reshape(x.shape[1], -1)
+    if norm == "l1":
+        return per_sample.sum(dim=1)
+    squares = per_sample.pow(2).sum(dim=1)
+    if norm == "l2sq":
+        return squares
+    if norm == "l2":
+        return torch.sqrt(squares + _TINY)
+    raise ValueError(f"unknown norm {norm!r}; allowed: l1, l2, l2sq")
+
+
+def normalized_layer_norm(tensors: Sequence[torch.Tensor], norm: str) -> torch.Tensor:
+    """Eq. 9 of the distillation paper: ``(1/m) sum_j norm(a_j) / (n_j T)``, averaged over the batch.
+
+    Each ``a_j`` is ``[T, B, *neuron_shape]``; ``n_j`` its number of neurons per timestep. The
+    norm is taken per sample (over timesteps and neurons), then averaged over the batch.
+    """
+    if not tensors:
+        raise ValueError("no tensors to regularize")
+    terms = []
+    for a in tensors:
+        timesteps = a.shape[0]
+        neurons = a[0, 0].numel()
+        terms.append(_norm_per_sample(a, norm).mean() / (neurons * timesteps))
+    return torch.stack(terms).mean()
+
+
+def spike_activity_penalty(spikes: Sequence[torch.Tensor], norm: SpikeNorm = "l1") -> torch.Tensor:
+    """Activation regularization of the distillation paper: Eq. 9 over the spike tensors of every
+    spiking layer with the ``l1`` (Eq. 6) or ``l2`` (Eq. 8) norm; the loss adds ``lambda`` times it
+    (Eq. 10). With ``l1`` it is the mean firing probability per neuron and timestep, in [0, 1]."""
+    if norm not in ("l1", "l2"):
+        raise ValueError(f"activation regularization norm must be l1 or l2, got {norm!r}")
+    return normalized_layer_norm(spikes, norm)
+
+
+def logits_penalty(readout: torch.Tensor, norm: LogitsNorm = "l2") -> torch.Tensor:
+    """Logits regularization of the distillation paper: Eq. 9 with ``m = 1`` over the readout
+    ``[T, B, C]`` (the per-timestep logits, ``n = C``), norm ``l2`` (Eq. 8) or ``l2sq`` (Eq. 7)."""
+    if norm not in ("l2", "l2sq"):
+        raise ValueError(f"logits regularization norm must be l2 or l2sq, got {norm!r}")
+    return normalized_layer_norm([readout], norm)

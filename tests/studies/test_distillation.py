@@ -1,6 +1,7 @@
 """Direct-training study bookkeeping: run names, grid expansion, Eq. 11/13 deltas."""
 
 import pytest
+import torch
 
 from lowspike.artifacts import write_json
 from lowspike.config import validate_params
@@ -13,14 +14,28 @@ def test_grid_expansion_and_names():
         "grids": {"mse": {"alphas": [0.5]}, "soft_targets": {"taus": [4.0]},
                   "heterogeneous": {"tau_s": [1.0], "tau_t": [4.0, 8.0]},
                   "activation": {"norms": ["l1"], "lambdas": [0.1]},
-                  "logits": {"norms": ["l2sq"], "lambdas": [0.01]}}}})
+                  "logits": {"norms": ["l2sq"], "lambdas": [0.01]},
+                  "combined": {"tau_s": [2.0], "tau_t": [8.0], "norms": ["l1"], "lambdas": [0.5]}}}})
     runs = distillation.student_runs(params, "mnist5k")
     names = [r.name for r in runs if r.seed == 0]
     assert names == ["baseline", "mse-a0.5", "st-t4.0", "het-s1.0-t4.0", "het-s1.0-t8.0",
-                     "act-l1-0.1", "log-l2sq-0.01"]
-    assert len(runs) == 14
+                     "act-l1-0.1", "log-l2sq-0.01", "het-s2.0-t8.0+act-l1-0.5"]
+    assert len(runs) == 16
     assert str(runs[3].folder()) == "runs/student/mnist5k/het-s1.0-t4.0/seed0"
-    assert [r.uses_teacher for r in runs[:7]] == [False, True, True, True, True, False, False]
+    assert [r.uses_teacher for r in runs[:8]] == [False, True, True, True, True, False, False, True]
+
+
+def test_run_from_command_line_matches_the_grid_entry():
+    params = validate_params({"distillation": {"datasets": ["mnist5k"], "seeds": [3]}})
+    grid = distillation.student_runs(params, "mnist5k")
+    for run in grid:
+        rebuilt = distillation.run_from_args(run.dataset, run.method, run.seed, **run.setting)
+        assert rebuilt == run and rebuilt.name == run.name
+        distillation.check_run(params, rebuilt)
+    with pytest.raises(SystemExit, match="not in the distillation grids"):
+        distillation.check_run(params, distillation.run_from_args("mnist5k", "soft_targets", 3, tau=123.0))
+    with pytest.raises(ValueError, match="needs"):
+        distillation.run_from_args("mnist5k", "heterogeneous", 0, tau_s=1.0)
 
 
 def test_relative_delta_eq_11_13():
@@ -51,3 +66,110 @@ def test_aggregate_deltas_against_same_seed_baseline_and_seed_statistics(tmp_pat
     assert act["delta_spikerate_per_layer_mean"]["conv2"] is None
     best = distillation.best_per_method(result["configurations"], "mnist5k", max_accuracy_loss=0.05)
     assert best["ActReg"]["run"] == "act-l1-0.1"
+
+
+# ------------------------------------------- spike counting and losses on a hand-built student
+
+class _Out:
+    def __init__(self, logits, spikes, readout):
+        self.logits, self.spikes, self.readout = logits, spikes, readout
+
+
+class HandBuiltStudent(torch.nn.Module):
+    """Two IF layers (snntorch.Leaky, beta 1, threshold 1) fed constant currents, T = 4.
+
+    Layer ``a`` (2 neurons) gets the input's two features as currents; layer ``b`` (1 neuron)
+    gets 0.6 when its sample is of class 1, else 0. Readout: the layer-``a`` spikes as logits.
+    """
+
+    timesteps = 4
+    spiking_layer_names = ["a", "b"]
+
+    def __init__(self):
+        super().__init__()
+        import snntorch
+
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.a, self.b = snntorch.Leaky(beta=1.0), snntorch.Leaky(beta=1.0)
+
+    def neuron_counts(self):
+        return [2, 1]
+
+    def forward(self, x):
+        mem_a = torch.zeros_like(x)
+        mem_b = torch.zeros(x.shape[0], 1)
+        spikes_a, spikes_b = [], []
+        for _ in range(self.timesteps):
+            s_a, mem_a = self.a(x * self.scale, mem_a)
+            s_b, mem_b = self.b(0.6 * (x[:, 1:] > 0).float(), mem_b)
+            spikes_a.append(s_a)
+            spikes_b.append(s_b)
+        spikes = [torch.stack(spikes_a), torch.stack(spikes_b)]
+        readout = spikes[0]
+        return _Out(readout.mean(0), spikes, readout)
+
+
+def test_measure_student_counts_spikes_of_a_hand_built_network():
+    from lowspike.data.loading import SplitTensors
+
+    # snntorch subtracts the threshold one step after a spike; strict v > 1 fires.
+    # current 0.6: v = .6, 1.2 (spike), .8, 1.4 (spike) -> 2 spikes; 1.5: v = 1.5, 2.0, 2.5, 3.0 -> 4; 0 -> 0
+    x = torch.tensor([[1.5, 0.6], [0.6, 0.0], [0.0, 0.0]])
+    y = torch.tensor([0, 0, 1])
+    model = HandBuiltStudent()
+    metrics = distillation.measure_student(model, SplitTensors(x, y), batch_size=2)
+    # layer a: sample0 4+2, sample1 2+0, sample2 0 -> 8 / 3 samples ; layer b: sample0 2 spikes -> 2 / 3
+    assert metrics["spikes_per_layer"] == pytest.approx({"a": 8 / 3, "b": 2 / 3})
+    assert metrics["total_spikes"] == pytest.approx(10 / 3)
+    assert metrics["spikerate"] == pytest.approx(10 / 9)
+    assert metrics["spikerate_per_timestep"] == pytest.approx(10 / 9 / 4)
+    assert metrics["spikerate_per_layer"] == pytest.approx({"a": 4 / 3, "b": 2 / 3})
+    # logits: sample0 (4/4, 2/4) -> class 0 right; sample1 (2/4, 0) -> 0 right; sample2 tie (0, 0) -> 0 wrong
+    assert metrics["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_silent_student_has_zero_spikerate_and_chance_metrics():
+    from lowspike.data.loading import SplitTensors
+
+    x = torch.zeros(4, 2)
+    metrics = distillation.measure_student(HandBuiltStudent(), SplitTensors(x, torch.tensor([0, 1, 0, 1])), 4)
+    assert metrics["total_spikes"] == 0.0 and metrics["spikerate"] == 0.0
+    assert metrics["spikerate_per_layer"] == {"a": 0.0, "b": 0.0}
+    assert metrics["accuracy"] == pytest.approx(0.5)
+
+
+def test_student_loss_adds_kd_and_regularization_terms():
+    import math
+
+    x = torch.tensor([[1.5, 0.6], [0.6, 0.0]])
+    y = torch.tensor([0, 1])
+    model = HandBuiltStudent()
+    teacher = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        teacher.weight.copy_(torch.eye(2))
+        teacher.bias.zero_()
+    out = model(x)
+    ce = torch.nn.functional.cross_entropy(out.logits, y)
+
+    base = distillation.make_student_loss(distillation.StudentRun("d", "baseline", 0), alpha=0.1)(model, x, y)
+    assert base.loss.item() == pytest.approx(ce.item())
+    assert base.extras["spikerate"] == pytest.approx((6 + 2 + 2) / 2 / 3)
+
+    act = distillation.StudentRun("d", "activation", 0, (("norm", "l1"), ("lam", 2.0)))
+    # Eq. 9, l1: layer a (6 + 2) / 2 / (2 * 4), layer b (2 + 0) / 2 / (1 * 4)
+    penalty = ((8 / 2) / 8 + (2 / 2) / 4) / 2
+    assert distillation.make_student_loss(act, 0.1)(model, x, y).loss.item() == pytest.approx(ce.item() + 2 * penalty)
+
+    mse = distillation.StudentRun("d", "mse", 0, (("alpha", 0.25),))
+    kd = ((out.logits - x) ** 2).sum(1).mean()
+    got = distillation.make_student_loss(mse, 0.1, teacher)(model, x, y).loss.item()
+    assert got == pytest.approx(0.25 * ce.item() + 0.75 * kd.item(), rel=1e-6)
+
+    het = distillation.StudentRun("d", "combined", 0, (("tau_s", 1.0), ("tau_t", 2.0), ("norm", "l1"), ("lam", 2.0)))
+    p_t = torch.softmax(x / 2.0, 1)
+    kl = (p_t * (p_t.log() - torch.log_softmax(out.logits, 1))).sum(1).mean()
+    got = distillation.make_student_loss(het, 0.1, teacher)(model, x, y).loss.item()
+    assert got == pytest.approx(0.1 * ce.item() + 0.9 * 2.0 * kl.item() + 2 * penalty, rel=1e-5)
+    assert math.isfinite(got)
+    with pytest.raises(ValueError, match="needs a teacher"):
+        distillation.make_student_loss(het, 0.1)

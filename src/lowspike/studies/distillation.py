@@ -21,12 +21,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import read_json
-from ..config import Params
-from .common import format_value
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..artifacts import read_json, write_json
+from ..config import Params, StudentSetup
+from ..data import load_prepared
+from ..data.loading import SplitTensors, load_split
+from ..distillation import kd_loss, total_loss
+from ..metrics import spikerate
+from ..models import build_student, build_teacher, count_parameters
+from ..regularizers import logits_penalty, spike_activity_penalty
+from ..training import StepOutput, fit, pick_device, seed_everything
+from .common import accuracy, checkpoint_path, fingerprint, format_value, load_model_payload, save_model
 
 RUNS = Path("runs")
-METHODS = ("baseline", "mse", "soft_targets", "heterogeneous", "activation", "logits")
+METHODS = ("baseline", "mse", "soft_targets", "heterogeneous", "activation", "logits", "combined")
+KD_METHODS = ("mse", "soft_targets", "heterogeneous", "combined")
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,9 @@ class StudentRun:
             return f"st-t{format_value(s['tau'])}"
         if self.method == "heterogeneous":
             return f"het-s{format_value(s['tau_s'])}-t{format_value(s['tau_t'])}"
+        if self.method == "combined":
+            return (f"het-s{format_value(s['tau_s'])}-t{format_value(s['tau_t'])}"
+                    f"+act-{s['norm']}-{format_value(s['lam'])}")
         prefix = "act" if self.method == "activation" else "log"
         return f"{prefix}-{s['norm']}-{format_value(s['lam'])}"
 
@@ -61,7 +76,7 @@ class StudentRun:
 
     @property
     def uses_teacher(self) -> bool:
-        return self.method in ("mse", "soft_targets", "heterogeneous")
+        return self.method in KD_METHODS
 
 
 def student_runs(params: Params, dataset: str) -> list[StudentRun]:
@@ -88,7 +103,266 @@ def student_runs(params: Params, dataset: str) -> list[StudentRun]:
             for n in grids.logits.norms
             for lam in grids.logits.lambdas
         ]
+        c = grids.combined
+        runs += [
+            StudentRun(dataset, "combined", seed, (("tau_s", s), ("tau_t", t), ("norm", n), ("lam", lam)))
+            for s in c.tau_s
+            for t in c.tau_t
+            for n in c.norms
+            for lam in c.lambdas
+        ]
     return runs
+
+
+# ------------------------------------------------------------------ training
+
+
+def setup_for(params: Params, dataset: str) -> StudentSetup:
+    return params.distillation.setups[dataset]
+
+
+def _splits(params: Params, dataset: str, device) -> tuple[Any, SplitTensors, SplitTensors]:
+    prepared = load_prepared(Path(params.data.prepared_dir) / dataset)
+    train_data = load_split(prepared, "train", params.data, device, train=True)
+    val_data = load_split(prepared, "val", params.data, device)
+    return prepared, train_data, val_data
+
+
+def teacher_folder(dataset: str) -> Path:
+    return RUNS / "teacher" / dataset
+
+
+def _cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
+    logits = model(x)
+    ce = F.cross_entropy(logits, y)
+    return StepOutput(ce, logits)
+
+
+@torch.inference_mode()
+def _predict(model: nn.Module, data: SplitTensors, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    model.eval()
+    logits, labels = [], []
+    for x, y in data.batches(batch_size):
+        out = model(x)
+        logits.append(getattr(out, "logits", out))
+        labels.append(y)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def train_teacher(params: Params, dataset: str, on_epoch=None, progress: bool = False) -> dict[str, Any]:
+    """Train the FNN teacher of ``dataset`` (Table I) with cross-entropy; write ``model.pt`` and
+    ``train.json`` (parameter count, validation and test accuracy)."""
+    setup = setup_for(params, dataset)
+    cfg = setup.teacher_train
+    device = pick_device()
+    seed_everything(cfg.seed)
+    prepared, train_data, val_data = _splits(params, dataset, device)
+    model = build_teacher(setup.teacher, input_shape=train_data.sample_shape, num_classes=prepared.num_classes,
+                          width=setup.teacher_width).to(device)
+    run_id = f"teacher/{dataset}"
+    result = fit(model, _cross_entropy_loss, train_data, val_data, cfg,
+                 checkpoint_path=checkpoint_path(run_id),
+                 fingerprint=fingerprint(setup.teacher, setup.teacher_width, cfg.model_dump(), prepared.meta["sha256"],
+                                         params.data.mfcc.model_dump(), params.data.augment.model_dump()),
+                 on_epoch=on_epoch, progress=progress, description=f"teacher {setup.teacher}")
+    test_data = load_split(prepared, "test", params.data, device)
+    logits, labels = _predict(model, test_data, cfg.batch_size)
+    folder = teacher_folder(dataset)
+    save_model(folder / "model.pt", model, model=setup.teacher, width=setup.teacher_width,
+               input_shape=list(train_data.sample_shape), num_classes=prepared.num_classes)
+    best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
+    summary = {
+        "dataset": dataset, "model": setup.teacher, "width": setup.teacher_width,
+        "parameters": count_parameters(model), "status": result.status, "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+        "val_accuracy": best.get("val_accuracy"), "accuracy": accuracy(logits, labels),
+        "train_seconds": result.seconds, "history": result.history,
+    }
+    write_json(folder / "train.json", summary)
+    checkpoint_path(run_id).unlink(missing_ok=True)
+    return summary
+
+
+def load_teacher(dataset: str, device) -> nn.Module:
+    payload = load_model_payload(teacher_folder(dataset) / "model.pt")
+    model = build_teacher(payload["model"], input_shape=tuple(payload["input_shape"]),
+                          num_classes=payload["num_classes"], width=payload["width"])
+    model.load_state_dict(payload["state_dict"])
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(device).eval()
+
+
+def make_student(params: Params, dataset: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    setup = setup_for(params, dataset)
+    return build_student(setup.student, input_shape=tuple(input_shape), num_classes=num_classes,
+                         neuron=setup.neuron, beta=setup.beta if setup.neuron == "lif" else 1.0,
+                         timesteps=setup.timesteps, width=setup.student_width,
+                         surrogate=params.distillation.surrogate)
+
+
+def make_student_loss(run: StudentRun, alpha: float, teacher: nn.Module | None = None):
+    """The training loss of ``run``: cross-entropy, plus KD (Eq. 1 with Eq. 2, 4 or 5) and/or
+    ``lambda`` times the spike or logits regularizer (Eqs. 9-10).
+
+    MSE KD uses its grid's ``alpha``; soft-target and heterogeneous KD use ``distillation.alpha``.
+    Every step reports the batch spikerate (Eq. 12) so training curves show activity.
+    """
+    setting = run.setting
+    if run.uses_teacher and teacher is None:
+        raise ValueError(f"{run.name} needs a teacher")
+
+    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
+        out = model(x)
+        ce = F.cross_entropy(out.logits, y)
+        loss = ce
+        extras = {"ce": float(ce.detach())}
+        if run.uses_teacher:
+            with torch.no_grad():
+                teacher_logits = teacher(x)
+            if run.method == "mse":
+                kd = kd_loss("mse", out.logits, teacher_logits)
+                loss = total_loss(ce, kd, setting["alpha"])
+            elif run.method == "soft_targets":
+                kd = kd_loss("soft_targets", out.logits, teacher_logits, tau=setting["tau"])
+                loss = total_loss(ce, kd, alpha)
+            else:
+                kd = kd_loss("heterogeneous", out.logits, teacher_logits,
+                             tau_s=setting["tau_s"], tau_t=setting["tau_t"])
+                loss = total_loss(ce, kd, alpha)
+            extras["kd"] = float(kd.detach())
+        if run.method in ("activation", "combined"):
+            penalty = spike_activity_penalty(out.spikes, setting["norm"])
+            loss = loss + setting["lam"] * penalty
+            extras["penalty"] = float(penalty.detach())
+        elif run.method == "logits":
+            penalty = logits_penalty(out.readout, setting["norm"])
+            loss = loss + setting["lam"] * penalty
+            extras["penalty"] = float(penalty.detach())
+        with torch.no_grad():
+            spikes = sum(float(s.sum()) for s in out.spikes)
+            extras["spikerate"] = spikerate(spikes / x.shape[0], sum(model.neuron_counts()))
+        return StepOutput(loss, out.logits, extras)
+
+    return loss_fn
+
+
+def _run_fingerprint(params: Params, run: StudentRun, prepared_sha: dict) -> str:
+    setup = setup_for(params, run.dataset)
+    return fingerprint(run.name, run.seed, setup.model_dump(), params.distillation.alpha,
+                       params.distillation.surrogate, prepared_sha, params.data.mfcc.model_dump(),
+                       params.data.augment.model_dump())
+
+
+def train_student(params: Params, run: StudentRun, on_epoch=None, progress: bool = False) -> dict[str, Any]:
+    """Train the student of ``run``; write ``model.pt`` and ``train.json`` in its folder."""
+    setup = setup_for(params, run.dataset)
+    cfg = setup.student_train.model_copy(update={"seed": run.seed})
+    device = pick_device()
+    seed_everything(run.seed)
+    prepared, train_data, val_data = _splits(params, run.dataset, device)
+    model = make_student(params, run.dataset, train_data.sample_shape, prepared.num_classes).to(device)
+    teacher = load_teacher(run.dataset, device) if run.uses_teacher else None
+    run_id = f"student/{run.dataset}/{run.name}/seed{run.seed}"
+    result = fit(model, make_student_loss(run, params.distillation.alpha, teacher), train_data, val_data, cfg,
+                 checkpoint_path=checkpoint_path(run_id),
+                 fingerprint=_run_fingerprint(params, run, prepared.meta["sha256"]),
+                 on_epoch=on_epoch, progress=progress, description=f"{setup.student} {run.name} s{run.seed}")
+    folder = run.folder()
+    save_model(folder / "model.pt", model, input_shape=list(train_data.sample_shape),
+               num_classes=prepared.num_classes)
+    best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
+    summary = {
+        "dataset": run.dataset, "run": run.name, "method": run.method, "setting": run.setting, "seed": run.seed,
+        "model": setup.student, "status": result.status, "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+        "val_accuracy": best.get("val_accuracy"), "val_spikerate": best.get("val_spikerate"),
+        "train_seconds": result.seconds, "history": result.history,
+    }
+    write_json(folder / "train.json", summary)
+    checkpoint_path(run_id).unlink(missing_ok=True)
+    return summary
+
+
+@torch.inference_mode()
+def measure_student(model: nn.Module, data: SplitTensors, batch_size: int) -> dict[str, Any]:
+    """Accuracy, spikes per inference (all layers and per layer) and spikerate (Eq. 12, in
+    [0, T]) over ``data``. A silent network gives 0 spikes and spikerate 0.
+
+    ``spikerate_per_timestep`` is Eq. 12 divided by T: the paper's Table II values (SCNN 41,201
+    spikes at "0.22" with 18,560 neurons and T = 10) match this reading, not Eq. 12 as written."""
+    model.eval()
+    names = list(model.spiking_layer_names)
+    neurons = list(model.neuron_counts())
+    layer_spikes = torch.zeros(len(names), dtype=torch.float64)
+    correct, total = 0, 0
+    for x, y in data.batches(batch_size):
+        out = model(x)
+        layer_spikes += torch.stack([s.sum().double() for s in out.spikes]).cpu()
+        correct += int((out.logits.argmax(dim=1) == y).sum())
+        total += int(y.shape[0])
+    per_sample = (layer_spikes / max(total, 1)).tolist()
+    total_spikes = float(sum(per_sample))
+    return {
+        "accuracy": correct / max(total, 1),
+        "samples": total,
+        "total_spikes": total_spikes,
+        "spikerate": spikerate(total_spikes, sum(neurons)),
+        "spikerate_per_timestep": spikerate(total_spikes, sum(neurons)) / int(model.timesteps),
+        "spikes_per_layer": dict(zip(names, per_sample)),
+        "neurons_per_layer": dict(zip(names, neurons)),
+        "spikerate_per_layer": {n: spikerate(s, k) for n, s, k in zip(names, per_sample, neurons)},
+        "timesteps": int(model.timesteps),
+    }
+
+
+def evaluate_student(params: Params, run: StudentRun, device=None) -> dict[str, Any]:
+    """Test-split metrics of the trained student of ``run``, written to its ``evaluate.json``."""
+    device = device or pick_device()
+    trained = read_json(run.folder() / "train.json")
+    payload = load_model_payload(run.folder() / "model.pt")
+    model = make_student(params, run.dataset, tuple(payload["input_shape"]), payload["num_classes"])
+    model.load_state_dict(payload["state_dict"])
+    model.to(device)
+    prepared = load_prepared(Path(params.data.prepared_dir) / run.dataset)
+    test_data = load_split(prepared, "test", params.data, device)
+    metrics = measure_student(model, test_data, setup_for(params, run.dataset).student_train.batch_size)
+    record = {
+        "dataset": run.dataset, "run": run.name, "method": run.method, "setting": run.setting, "seed": run.seed,
+        "model": trained["model"], "parameters": count_parameters(model), "status": trained["status"],
+        "epochs_run": trained["epochs_run"], **metrics,
+    }
+    write_json(run.folder("student_eval") / "evaluate.json", record)
+    return record
+
+
+def evaluate_dataset(params: Params, dataset: str, progress: bool = False) -> list[dict[str, Any]]:
+    """Evaluate every student of the grid of ``dataset``."""
+    from tqdm.auto import tqdm
+
+    runs = student_runs(params, dataset)
+    return [evaluate_student(params, run) for run in tqdm(runs, desc=f"evaluate {dataset}", disable=not progress)]
+
+
+def run_from_args(dataset: str, method: str, seed: int, **setting: Any) -> StudentRun:
+    """The :class:`StudentRun` a ``train_student_*`` stage names on its command line."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed: {METHODS}")
+    order = {"mse": ("alpha",), "soft_targets": ("tau",), "heterogeneous": ("tau_s", "tau_t"),
+             "activation": ("norm", "lam"), "logits": ("norm", "lam"),
+             "combined": ("tau_s", "tau_t", "norm", "lam"), "baseline": ()}[method]
+    missing = [k for k in order if setting.get(k) is None]
+    if missing:
+        raise ValueError(f"method {method} needs {missing}")
+    return StudentRun(dataset, method, seed, tuple((k, setting[k]) for k in order))
+
+
+def check_run(params: Params, run: StudentRun) -> None:
+    """Refuse a run that is not in the params grids (a stale matrix entry) before any work."""
+    if run.dataset not in params.distillation.datasets:
+        raise SystemExit(f"error: dataset {run.dataset!r} is not in distillation.datasets")
+    if run not in student_runs(params, run.dataset):
+        raise SystemExit(f"error: {run.name} seed {run.seed} is not in the distillation grids of params.yaml")
 
 
 def relative_delta(value: float | None, baseline: float | None) -> float | None:
@@ -146,7 +420,9 @@ def aggregate(params: Params, eval_root: Path = RUNS / "student_eval", teacher_r
         entry = {"dataset": dataset, "run": run_name, "method": group[0]["method"],
                  "setting": group[0].get("setting", {}), "seeds": len(group),
                  "diverged": sum(1 for r in group if r.get("status") == "diverged")}
-        for key in ("accuracy", "total_spikes", "spikerate", "delta_accuracy", "delta_spikerate"):
+        entry["parameters"] = group[0].get("parameters")
+        for key in ("accuracy", "total_spikes", "spikerate", "spikerate_per_timestep", "delta_accuracy",
+                    "delta_spikerate"):
             entry[f"{key}_mean"], entry[f"{key}_std"] = _mean_std([r.get(key) for r in group])
         layers = group[0].get("spikerate_per_layer", {})
         entry["delta_spikerate_per_layer_mean"] = {
@@ -157,10 +433,12 @@ def aggregate(params: Params, eval_root: Path = RUNS / "student_eval", teacher_r
 
 
 def best_per_method(configurations: list[dict], dataset: str, max_accuracy_loss: float = 0.01) -> dict[str, dict]:
-    """Table III: per family (KD, logits regularization, activation regularization) the
+    """Table III: per family (KD, logits regularization, activation regularization, and KD
+    combined with activation regularization) the
     configuration with the lowest spikerate delta whose relative accuracy delta is at least
     ``-max_accuracy_loss``."""
-    families = {"KD": ("mse", "soft_targets", "heterogeneous"), "LogReg": ("logits",), "ActReg": ("activation",)}
+    families = {"KD": ("mse", "soft_targets", "heterogeneous"), "LogReg": ("logits",), "ActReg": ("activation",),
+                "KD+ActReg": ("combined",)}
     best: dict[str, dict] = {}
     for family, methods in families.items():
         candidates = [
@@ -172,3 +450,39 @@ def best_per_method(configurations: list[dict], dataset: str, max_accuracy_loss:
         if candidates:
             best[family] = min(candidates, key=lambda c: c["delta_spikerate_mean"])
     return best
+
+
+def write_aggregate(params: Params, out_dir: str | Path) -> str:
+    """Write results.json (rows, configurations, teachers, Table III selections), results.csv
+    and the DVC metrics file summary.json."""
+    import csv
+    import io
+
+    from ..artifacts import write_text
+
+    out_dir = Path(out_dir)
+    result = aggregate(params)
+    result["best"] = {dataset: best_per_method(result["configurations"], dataset)
+                      for dataset in params.distillation.datasets}
+    write_json(out_dir / "results.json", result)
+    columns = ["dataset", "run", "method", "seed", "status", "accuracy", "total_spikes", "spikerate",
+               "delta_accuracy", "delta_spikerate"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(result["rows"])
+    write_text(out_dir / "results.csv", buffer.getvalue())
+    summary: dict[str, Any] = {}
+    for teacher in result["teachers"]:
+        summary[f"{teacher['dataset']}/teacher"] = {k: teacher.get(k) for k in ("accuracy", "parameters")}
+    for config in result["configurations"]:
+        if config["method"] == "baseline":
+            summary[f"{config['dataset']}/baseline"] = {
+                k: config.get(f"{k}_mean") for k in ("accuracy", "total_spikes", "spikerate")}
+    for dataset, families in result["best"].items():
+        for family, config in families.items():
+            summary[f"{dataset}/best/{family}"] = {
+                "run": config["run"], "delta_accuracy": config.get("delta_accuracy_mean"),
+                "delta_spikerate": config.get("delta_spikerate_mean")}
+    write_json(out_dir / "summary.json", summary)
+    return f"{len(result['rows'])} students, {len(result['teachers'])} teachers"

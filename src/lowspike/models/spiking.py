@@ -1,0 +1,132 @@
+"""Building blocks of the directly trained spiking students (distillation paper, Sec. III-IV).
+
+A student sees a static input repeated over T timesteps. It runs *layer by layer*: each
+stateless layer (convolution, batch norm, pooling, linear) acts once on all timesteps folded
+into the batch dimension ``[T*B, ...]``, and each spiking layer integrates its input current
+``[T, B, ...]`` step by step. For a feed-forward network this gives exactly the same spikes as
+running the whole network one timestep at a time, with far fewer Python calls. The first
+layer's current is computed once, since the input does not change over time.
+
+The last layer is a non-spiking readout: its output ``[T, B, C]`` is averaged over T into the
+logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import snntorch
+import torch
+from snntorch import surrogate
+from torch import nn
+
+SURROGATES: dict[str, Callable[[], Callable]] = {
+    "atan": lambda: surrogate.atan(alpha=2.0),
+    "fast_sigmoid": lambda: surrogate.fast_sigmoid(slope=25),
+    "sigmoid": lambda: surrogate.sigmoid(slope=25),
+    "triangular": lambda: surrogate.triangular(threshold=1),
+}
+
+
+@dataclass
+class SpikingOutput:
+    """What a student returns for a batch of B samples.
+
+    ``logits`` ``[B, C]`` the readout averaged over T; ``readout`` ``[T, B, C]`` the readout at
+    every step (the input of the logits regularizer, Eq. 8); ``spikes`` one 0/1 tensor
+    ``[T, B, ...]`` per spiking layer, differentiable through the surrogate gradient.
+    """
+
+    logits: torch.Tensor
+    readout: torch.Tensor
+    spikes: list[torch.Tensor]
+
+
+def fold_time(x: torch.Tensor) -> torch.Tensor:
+    """``[T, B, ...]`` -> ``[T*B, ...]``."""
+    return x.flatten(0, 1)
+
+
+def unfold_time(x: torch.Tensor, timesteps: int) -> torch.Tensor:
+    """``[T*B, ...]`` -> ``[T, B, ...]``."""
+    return x.unflatten(0, (timesteps, x.shape[0] // timesteps))
+
+
+def over_time(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply a stateless ``module`` to every timestep of ``x`` ``[T, B, ...]`` at once."""
+    return unfold_time(module(fold_time(x)), x.shape[0])
+
+
+class SpikingNeurons(nn.Module):
+    """One layer of (leaky) integrate-and-fire neurons, ``snntorch.Leaky`` with reset by subtraction.
+
+    U[t] = beta U[t-1] + I[t] - theta S[t-1],   S[t] = H(U[t] - theta),  theta = 1
+
+    (snntorch fires on U > theta strictly). ``beta = 1`` is the IF neuron, ``beta < 1`` the LIF
+    neuron. The backward pass of H is the chosen surrogate (``atan`` by default).
+    """
+
+    def __init__(self, beta: float = 1.0, surrogate_name: str = "atan", threshold: float = 1.0):
+        super().__init__()
+        if surrogate_name not in SURROGATES:
+            raise KeyError(f"unknown surrogate {surrogate_name!r}; allowed: {sorted(SURROGATES)}")
+        self.beta = float(beta)
+        self.neuron = snntorch.Leaky(beta=self.beta, threshold=threshold, spike_grad=SURROGATES[surrogate_name](),
+                                     reset_mechanism="subtract")
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """Spikes ``[T, B, ...]`` for the input current ``[T, B, ...]``, starting from U = 0."""
+        steps = current.unbind(0)
+        membrane = torch.zeros_like(steps[0])
+        spikes = []
+        for step_current in steps:
+            spike, membrane = self.neuron(step_current, membrane)
+            spikes.append(spike)
+        return torch.stack(spikes)
+
+
+class SpikingNetwork(nn.Module):
+    """Base of every student: subclasses define ``run(x) -> (readout [T,B,C], spikes)`` and call
+    :meth:`finish_init` at the end of ``__init__`` to count the neurons of each spiking layer."""
+
+    def __init__(self, timesteps: int):
+        super().__init__()
+        if timesteps < 1:
+            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        self.timesteps = int(timesteps)
+        self._neurons: list[int] = []
+
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def repeat(self, current: torch.Tensor) -> torch.Tensor:
+        """A static current ``[B, ...]`` seen at every one of the T steps: ``[T, B, ...]`` (no copy)."""
+        return current.unsqueeze(0).expand(self.timesteps, *current.shape)
+
+    def finish_init(self, input_shape: tuple[int, ...]) -> None:
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            _, spikes = self.run(torch.zeros(1, *input_shape))
+        self.train(was_training)
+        self._neurons = [int(s[0, 0].numel()) for s in spikes]
+        if len(self._neurons) != len(self.spiking_layer_names):
+            raise RuntimeError("spiking layers must be defined in the order the forward pass uses them")
+
+    @property
+    def spiking_layer_names(self) -> list[str]:
+        return [name for name, module in self.named_modules() if isinstance(module, SpikingNeurons)]
+
+    def neuron_counts(self) -> list[int]:
+        """IF/LIF neurons of each spiking layer for one sample (the denominator of Eq. 12)."""
+        return list(self._neurons)
+
+    def forward(self, x: torch.Tensor) -> SpikingOutput:
+        readout, spikes = self.run(x)
+        return SpikingOutput(logits=readout.mean(dim=0), readout=readout, spikes=spikes)
+
+
+def scaled(channels: int, width: float) -> int:
+    """A layer's width scaled by the ``width`` param, at least 1."""
+    return max(1, int(round(channels * width)))

@@ -1,0 +1,123 @@
+"""VGG networks of the distillation paper (Table I): the FNN teachers VGG-13 (MNIST) and VGG-16
+(CIFAR-10), and the spiking student SVGG-11 (CIFAR-10, LIF, T = 4).
+
+Feature extractor: 3x3 convolutions (padding 1) with batch norm, 2x2 pooling after each block
+(skipped once the map is 1 pixel wide, so 28x28 MNIST works), global average pooling, then the
+classifier. Teachers use ReLU and max pooling; the student uses LIF neurons and average pooling.
+Classifier widths follow the paper's parameter counts (Table II): VGG-13 512-4096-4096-C gives
+28.3M, VGG-16 512-512-C gives 15.0M (paper 15.3M), SVGG-11 512-1024-C gives 9.8M.
+``width`` scales every layer for fast profiles.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .spiking import SpikingNetwork, SpikingNeurons, fold_time, over_time, scaled, unfold_time
+
+CONFIGS: dict[str, list[int | str]] = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+}
+CLASSIFIERS: dict[str, tuple[int, ...]] = {"vgg11": (1024,), "vgg13": (4096, 4096), "vgg16": (512,)}
+
+
+def _plan(config: str, input_shape: tuple[int, ...], width: float) -> list[tuple[str, int]]:
+    """The layer sequence as ("conv", out_channels) and ("pool", 2) entries, pools dropped at 1 px."""
+    size = min(input_shape[1:])
+    plan = []
+    for entry in CONFIGS[config]:
+        if entry == "M":
+            if size >= 2:
+                plan.append(("pool", 2))
+                size //= 2
+        else:
+            plan.append(("conv", scaled(entry, width)))
+    return plan
+
+
+class VGG(nn.Module):
+    """FNN teacher: (conv3x3-BN-ReLU)+ blocks with max pooling, global average pool, MLP classifier."""
+
+    def __init__(self, config: str, input_shape: tuple[int, ...], num_classes: int, width: float = 1.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = input_shape[0]
+        for kind, value in _plan(config, input_shape, width):
+            if kind == "pool":
+                layers.append(nn.MaxPool2d(value))
+            else:
+                layers += [nn.Conv2d(channels, value, 3, padding=1, bias=False), nn.BatchNorm2d(value), nn.ReLU()]
+                channels = value
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        head: list[nn.Module] = []
+        for hidden in CLASSIFIERS[config]:
+            hidden = scaled(hidden, width)
+            head += [nn.Linear(channels, hidden), nn.ReLU(), nn.Dropout(0.5)]
+            channels = hidden
+        head.append(nn.Linear(channels, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class SpikingVGG(SpikingNetwork):
+    """SVGG-11: (conv3x3-BN-LIF)+ blocks with average pooling, global average pool, fc-LIF, readout."""
+
+    def __init__(self, config: str, input_shape: tuple[int, ...], num_classes: int, *, neuron: str = "lif",
+                 beta: float = 0.5, timesteps: int = 4, width: float = 1.0, surrogate: str = "atan"):
+        super().__init__(timesteps)
+        beta = 1.0 if neuron == "if" else beta
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        self.neurons = nn.ModuleList()
+        self.pool_after: list[bool] = []
+        channels = input_shape[0]
+        for kind, value in _plan(config, input_shape, width):
+            if kind == "pool":
+                self.pool_after[-1] = True
+                continue
+            self.convs.append(nn.Conv2d(channels, value, 3, padding=1, bias=False))
+            self.norms.append(nn.BatchNorm2d(value))
+            self.neurons.append(SpikingNeurons(beta, surrogate))
+            self.pool_after.append(False)
+            channels = value
+        self.fcs = nn.ModuleList()
+        self.fc_neurons = nn.ModuleList()
+        for hidden in CLASSIFIERS[config]:
+            hidden = scaled(hidden, width)
+            self.fcs.append(nn.Linear(channels, hidden))
+            self.fc_neurons.append(SpikingNeurons(beta, surrogate))
+            channels = hidden
+        self.readout = nn.Linear(channels, num_classes)
+        self.finish_init(tuple(input_shape))
+
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        spikes = []
+        h = None
+        for i, (conv, norm, neuron) in enumerate(zip(self.convs, self.norms, self.neurons)):
+            current = self.repeat(norm(conv(x))) if i == 0 else over_time(lambda z: norm(conv(z)), h)
+            h = neuron(current)
+            spikes.append(h)
+            if self.pool_after[i]:
+                h = over_time(lambda z: nn.functional.avg_pool2d(z, 2), h)
+        h = unfold_time(fold_time(h).mean(dim=(2, 3)), self.timesteps)
+        for fc, neuron in zip(self.fcs, self.fc_neurons):
+            h = neuron(over_time(fc, h))
+            spikes.append(h)
+        return over_time(self.readout, h), spikes
+
+
+def build_vgg13(input_shape, num_classes, width=1.0) -> VGG:
+    return VGG("vgg13", tuple(input_shape), num_classes, width)
+
+
+def build_vgg16(input_shape, num_classes, width=1.0) -> VGG:
+    return VGG("vgg16", tuple(input_shape), num_classes, width)
+
+
+def build_svgg11(input_shape, num_classes, **options) -> SpikingVGG:
+    return SpikingVGG("vgg11", tuple(input_shape), num_classes, **options)

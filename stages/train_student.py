@@ -1,0 +1,53 @@
+"""DVC stage `train_student_<method>@...`: train one spiking student of the distillation study:
+the baseline, a KD setting (Eqs. 1-5 of the distillation paper), a regularization setting
+(Eqs. 6-10), or KD and activation regularization combined."""
+
+import argparse
+
+from lowspike import runtime
+from lowspike.config import load_params
+from lowspike.studies import distillation
+from lowspike.tracking import start_run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--method", required=True, choices=distillation.METHODS)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--alpha", type=float)
+    parser.add_argument("--tau", type=float)
+    parser.add_argument("--tau-s", dest="tau_s", type=float)
+    parser.add_argument("--tau-t", dest="tau_t", type=float)
+    parser.add_argument("--norm")
+    parser.add_argument("--lam", type=float)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    setting = {k: getattr(args, k) for k in ("alpha", "tau", "tau_s", "tau_t", "norm", "lam")}
+    run_spec = distillation.run_from_args(args.dataset, args.method, args.seed, **setting)
+    distillation.check_run(params, run_spec)
+    runtime.setup()
+    setup = distillation.setup_for(params, args.dataset)
+    tags = {"dataset": run_spec.dataset, "model": setup.student, "method": run_spec.method, "seed": run_spec.seed,
+            "run": run_spec.name, "lambda": run_spec.setting.get("lam"), "stage": "train_student"}
+    with start_run(params.tracking, "distillation", f"student {run_spec.dataset}/{run_spec.name}/seed{run_spec.seed}",
+                   tags) as run:
+        run.log_params({"setup": setup.model_dump(), "alpha": params.distillation.alpha,
+                        "surrogate": params.distillation.surrogate, "setting": run_spec.setting})
+        summary = distillation.train_student(
+            params, run_spec,
+            on_epoch=lambda record: run.log_metrics({k: v for k, v in record.items() if k != "epoch"},
+                                                    step=record["epoch"]),
+            progress=runtime.show_progress(),
+        )
+        run.log_metrics({"val_accuracy": summary["val_accuracy"], "val_spikerate": summary["val_spikerate"],
+                         "epochs_run": summary["epochs_run"], "diverged": summary["status"] == "diverged"})
+    runtime.announce(f"train_student {run_spec.dataset}/{run_spec.name}/seed{run_spec.seed}",
+                     f"status {summary['status']}, val accuracy {summary['val_accuracy']}, "
+                     f"val spikerate {summary['val_spikerate']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

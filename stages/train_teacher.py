@@ -1,0 +1,38 @@
+"""DVC stage `train_teacher@<dataset>`: train the FNN teacher of the distillation study (Table I
+of the distillation paper), reused by every KD student of the dataset."""
+
+import argparse
+
+from lowspike import runtime
+from lowspike.config import load_params
+from lowspike.studies import distillation
+from lowspike.tracking import start_run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    if args.dataset not in params.distillation.datasets:
+        raise SystemExit(f"error: dataset {args.dataset!r} is not in distillation.datasets")
+    runtime.setup()
+    setup = distillation.setup_for(params, args.dataset)
+    tags = {"dataset": args.dataset, "model": setup.teacher, "method": "teacher", "stage": "train_teacher"}
+    with start_run(params.tracking, "distillation", f"teacher {args.dataset}/{setup.teacher}", tags) as run:
+        run.log_params({"setup": setup.model_dump(), "data": params.data.model_dump()})
+        summary = distillation.train_teacher(
+            params, args.dataset,
+            on_epoch=lambda record: run.log_metrics({k: v for k, v in record.items() if k != "epoch"},
+                                                    step=record["epoch"]),
+            progress=runtime.show_progress(),
+        )
+        run.log_metrics({k: summary[k] for k in ("accuracy", "val_accuracy", "parameters", "epochs_run")})
+    runtime.announce(f"train_teacher {args.dataset}",
+                     f"{setup.teacher} ({summary['parameters']:,} params): test accuracy {summary['accuracy']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
