@@ -5,6 +5,7 @@ import argparse
 from lowspike import runtime
 from lowspike.config import load_params
 from lowspike.studies import conversion
+from lowspike.tracking import log_point_record, start_run
 
 
 def main() -> int:
@@ -16,7 +17,12 @@ def main() -> int:
     params = load_params(args.params)
     conversion.check_point(params, conversion.Point(args.dataset, args.arch, "none", 0.0))
     runtime.setup()
-    headline = conversion.simulate_all(params, args.dataset, args.arch, progress=runtime.show_progress())
+    tags = {"dataset": args.dataset, "model": args.arch, "stage": "simulate"}
+    with start_run(params.tracking, "regularization", f"simulate {args.dataset}/{args.arch}", tags) as run:
+        run.log_params({"conversion": params.conversion.model_dump(), "simulation": params.simulation.model_dump()})
+        headline = conversion.simulate_all(
+            params, args.dataset, args.arch, progress=runtime.show_progress(),
+            on_point=lambda point, record: log_point_record(run, point, record))
     runtime.announce(f"simulate@{args.dataset}-{args.arch}", headline)
     return 0
 

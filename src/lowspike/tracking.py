@@ -138,6 +138,20 @@ class Run:
 
         self._guard(action)
 
+    def log_series(self, name: str, values: list[float], start_step: int = 1) -> None:
+        """Log ``values`` as one metric over steps ``start_step, start_step + 1, ...`` in one batch."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(name, float(v), now, start_step + i) for i, v in enumerate(values)
+                 if isinstance(v, (int, float)) and v == v and abs(float(v)) != float("inf")]
+
+        def action() -> None:
+            for start in range(0, len(items), 500):
+                self.client.log_batch(self.run_id, metrics=items[start:start + 500])
+
+        self._guard(action)
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._guard(lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
 
@@ -173,6 +187,15 @@ def default_tags() -> dict[str, str]:
         tags["mlflow.source.git.commit"] = commit
         tags["git.commit"] = commit
     return {k: v for k, v in tags.items() if v}
+
+
+def log_point_record(run: Run, point: str, record: Mapping[str, Any]) -> None:
+    """Log one grid point's record under ``<point>.<metric>``; a per-timestep list
+    (``accuracy_per_timestep``) becomes a curve over steps 1..T."""
+    scalars = {f"{point}.{k}": v for k, v in record.items() if not isinstance(v, (list, str))}
+    run.log_metrics(scalars)
+    if isinstance(record.get("accuracy_per_timestep"), list):
+        run.log_series(f"{point}.snn_accuracy_per_timestep", record["accuracy_per_timestep"])
 
 
 def start_run(cfg: TrackingConfig, study: str, run_name: str, tags: Mapping[str, Any] | None = None) -> Run:

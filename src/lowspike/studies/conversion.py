@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ from ..training import StepOutput, fit, pick_device, seed_everything
 from .common import accuracy, checkpoint_path, fingerprint, format_value, load_model_payload, save_model
 
 BASELINE = "baseline"
+PointCallback = Callable[[str, dict], None]
 RUNS = Path("runs")
 
 
@@ -277,8 +278,10 @@ def _trained_points(params: Params, dataset: str, arch: str) -> list[tuple[Point
     return found
 
 
-def convert_all(params: Params, dataset: str, arch: str, progress: bool = False) -> str:
-    """Convert every trained DNN of the grid; write ``snn.pt`` and ``convert.json`` per point."""
+def convert_all(params: Params, dataset: str, arch: str, progress: bool = False,
+                on_point: PointCallback | None = None) -> str:
+    """Convert every trained DNN of the grid; write ``snn.pt`` and ``convert.json`` per point
+    (``on_point(point_name, record)`` sees each record, e.g. to log it to MLflow)."""
     from ..snn.conversion import convert, save_converted
 
     cfg = params.conversion
@@ -295,10 +298,13 @@ def convert_all(params: Params, dataset: str, arch: str, progress: bool = False)
             record["lambdas"] = snn["lambdas"]
             converted += 1
         write_json(folder / "convert.json", record)
+        if on_point is not None:
+            on_point(point.name, record)
     return f"{converted} models converted (percentile {cfg.percentile})"
 
 
-def simulate_all(params: Params, dataset: str, arch: str, progress: bool = False) -> str:
+def simulate_all(params: Params, dataset: str, arch: str, progress: bool = False,
+                 on_point: PointCallback | None = None) -> str:
     """Simulate every converted SNN on the test split; write ``simulation.json`` per point."""
     from ..metrics import spiking_fanouts
     from ..snn.conversion import load_converted
@@ -340,11 +346,14 @@ def simulate_all(params: Params, dataset: str, arch: str, progress: bool = False
             "spikes_per_timestep_per_layer": (per_layer.double() / n).tolist(),
         }
         write_json(folder / "simulation.json", record)
+        if on_point is not None:
+            on_point(point.name, record)
         lines.append(f"{point.name} {100 * record['snn_accuracy']:.2f}%")
     return f"SNN accuracy at T={cfg.timesteps}: " + ", ".join(lines)
 
 
-def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False) -> str:
+def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False,
+                 on_point: PointCallback | None = None) -> str:
     """Join DNN accuracy and EFLOPS with the simulation into ``evaluate.json`` per point."""
     from ..metrics import eflops_per_sample
 
@@ -369,6 +378,8 @@ def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False
                                       "accuracy_per_timestep", "timesteps")},
             })
         write_json(point.folder("eval") / "evaluate.json", record)
+        if on_point is not None:
+            on_point(point.name, record)
     return f"{len(_trained_points(params, dataset, arch))} points evaluated"
 
 
