@@ -275,13 +275,20 @@ class HeterogeneousGrid(Section):
 
 
 class ActivationRegGrid(Section):
-    norms: list[Literal["l1", "l2"]] = Field(default_factory=lambda: ["l1", "l2"])
-    lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-2, 1.0e-1, 1.0])
+    """lambda values (Eq. 10) of activation regularization, per norm. The normalized l2 norm of
+    Eq. 9 is about sqrt(spikes) / (n T), orders of magnitude below the l1 norm, so each norm has
+    its own list; an empty list skips that norm."""
+
+    l1: list[NonNegFloat] = Field(default_factory=lambda: [5.0e-1, 2.0])
+    l2: list[NonNegFloat] = Field(default_factory=lambda: [5.0e2])
 
 
 class LogitsRegGrid(Section):
-    norms: list[Literal["l2", "l2sq"]] = Field(default_factory=lambda: ["l2", "l2sq"])
-    lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-3, 1.0e-2, 1.0e-1])
+    """lambda values (Eq. 10) of logits regularization, per norm (l2 = Euclidean, Eq. 8;
+    l2sq = squared, Eq. 7)."""
+
+    l2: list[NonNegFloat] = Field(default_factory=lambda: [5.0e-1])
+    l2sq: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-2])
 
 
 class CombinedGrid(Section):

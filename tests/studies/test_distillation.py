@@ -13,8 +13,8 @@ def test_grid_expansion_and_names():
         "datasets": ["mnist5k"], "seeds": [0, 1],
         "grids": {"mse": {"alphas": [0.5]}, "soft_targets": {"taus": [4.0]},
                   "heterogeneous": {"tau_s": [1.0], "tau_t": [4.0, 8.0]},
-                  "activation": {"norms": ["l1"], "lambdas": [0.1]},
-                  "logits": {"norms": ["l2sq"], "lambdas": [0.01]},
+                  "activation": {"l1": [0.1], "l2": []},
+                  "logits": {"l2": [], "l2sq": [0.01]},
                   "combined": {"tau_s": [2.0], "tau_t": [8.0], "norms": ["l1"], "lambdas": [0.5]}}}})
     runs = distillation.student_runs(params, "mnist5k")
     names = [r.name for r in runs if r.seed == 0]
@@ -49,7 +49,7 @@ def test_aggregate_deltas_against_same_seed_baseline_and_seed_statistics(tmp_pat
         "datasets": ["mnist5k"], "seeds": [0, 1],
         "grids": {"mse": {"alphas": []}, "soft_targets": {"taus": []},
                   "heterogeneous": {"tau_s": [], "tau_t": []},
-                  "activation": {"norms": ["l1"], "lambdas": [0.1]}, "logits": {"norms": [], "lambdas": []}}}})
+                  "activation": {"l1": [0.1], "l2": []}, "logits": {"l2": [], "l2sq": []}}}})
     root = tmp_path / "student_eval" / "mnist5k"
     values = {("baseline", 0): (0.98, 2.0), ("baseline", 1): (0.96, 4.0),
               ("act-l1-0.1", 0): (0.98 * 0.99, 1.0), ("act-l1-0.1", 1): (0.96 * 0.97, 1.0)}

@@ -95,13 +95,13 @@ def student_runs(params: Params, dataset: str) -> list[StudentRun]:
         ]
         runs += [
             StudentRun(dataset, "activation", seed, (("norm", n), ("lam", lam)))
-            for n in grids.activation.norms
-            for lam in grids.activation.lambdas
+            for n in ("l1", "l2")
+            for lam in getattr(grids.activation, n)
         ]
         runs += [
             StudentRun(dataset, "logits", seed, (("norm", n), ("lam", lam)))
-            for n in grids.logits.norms
-            for lam in grids.logits.lambdas
+            for n in ("l2", "l2sq")
+            for lam in getattr(grids.logits, n)
         ]
         c = grids.combined
         runs += [
