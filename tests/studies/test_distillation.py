@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lowspike.artifacts import write_json
+from lowspike.artifacts import read_json, write_json
 from lowspike.config import validate_params
 from lowspike.studies import distillation
 
@@ -173,3 +173,46 @@ def test_student_loss_adds_kd_and_regularization_terms():
     assert math.isfinite(got)
     with pytest.raises(ValueError, match="needs a teacher"):
         distillation.make_student_loss(het, 0.1)
+
+
+# ------------------------------------------------ the whole study on a tiny dataset (digits)
+
+def test_teacher_students_evaluation_and_aggregate_end_to_end_on_digits(tmp_path, monkeypatch):
+    """digits' 8x8 maps read as 8 features x 8 frames by the 1-D ResNet teacher and SRes-8 student."""
+    from lowspike.data import load_raw, write_prepared
+
+    monkeypatch.chdir(tmp_path)
+    train = {"optimizer": "adam", "lr": 1.0e-2, "batch_size": 256, "max_epochs": 2, "patience": 2}
+    params = validate_params({
+        "data": {"datasets": ["digits"]},
+        "distillation": {
+            "datasets": ["digits"], "seeds": [0],
+            "setups": {"digits": {"student": "sres8", "teacher": "resnet15", "neuron": "lif", "beta": 0.5,
+                                  "timesteps": 2, "student_width": 0.25, "teacher_width": 0.25,
+                                  "student_train": train, "teacher_train": train}},
+            "grids": {"mse": {"alphas": []}, "soft_targets": {"taus": []},
+                      "heterogeneous": {"tau_s": [1.0], "tau_t": [4.0]},
+                      "activation": {"l1": [5.0], "l2": []}, "logits": {"l2": [], "l2sq": []},
+                      "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []}}},
+        "tracking": {"enabled": False},
+    })
+    write_prepared(load_raw("digits", params.data), tmp_path / "data/prepared/digits")
+    teacher = distillation.train_teacher(params, "digits")
+    assert teacher["status"] == "ok" and teacher["model"] == "resnet15"
+    assert teacher["parameters"] > 0 and 0.0 <= teacher["accuracy"] <= 1.0
+    runs = distillation.student_runs(params, "digits")
+    assert [r.name for r in runs] == ["baseline", "het-s1.0-t4.0", "act-l1-5.0"]
+    for run in runs:
+        summary = distillation.train_student(params, run)
+        assert summary["status"] == "ok" and summary["epochs_run"] == 2
+        assert len(summary["history"]) == 2 and "train_spikerate" in summary["history"][0]
+        record = distillation.evaluate_student(params, run)
+        assert record["samples"] == 359 and record["timesteps"] == 2  # 20% of 1,797 digits
+        assert 0.0 <= record["spikerate"] <= 2.0
+    distillation.write_aggregate(params, tmp_path / "results/distillation")
+    result = read_json(tmp_path / "results/distillation/results.json")
+    assert [c["run"] for c in result["configurations"]] == ["baseline", "het-s1.0-t4.0", "act-l1-5.0"]
+    baseline = result["configurations"][0]
+    assert baseline["delta_accuracy_mean"] == 0.0 and baseline["delta_spikerate_mean"] == 0.0
+    assert result["teachers"][0]["dataset"] == "digits"
+    assert (tmp_path / "results/distillation/summary.json").exists()

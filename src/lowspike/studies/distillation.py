@@ -168,7 +168,7 @@ def train_teacher(params: Params, dataset: str, on_epoch=None, progress: bool = 
     test_data = load_split(prepared, "test", params.data, device)
     logits, labels = _predict(model, test_data, cfg.batch_size)
     folder = teacher_folder(dataset)
-    save_model(folder / "model.pt", model, model=setup.teacher, width=setup.teacher_width,
+    save_model(folder / "model.pt", model, architecture=setup.teacher, width=setup.teacher_width,
                input_shape=list(train_data.sample_shape), num_classes=prepared.num_classes)
     best = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
     summary = {
@@ -185,7 +185,7 @@ def train_teacher(params: Params, dataset: str, on_epoch=None, progress: bool = 
 
 def load_teacher(dataset: str, device) -> nn.Module:
     payload = load_model_payload(teacher_folder(dataset) / "model.pt")
-    model = build_teacher(payload["model"], input_shape=tuple(payload["input_shape"]),
+    model = build_teacher(payload["architecture"], input_shape=tuple(payload["input_shape"]),
                           num_classes=payload["num_classes"], width=payload["width"])
     model.load_state_dict(payload["state_dict"])
     for p in model.parameters():
