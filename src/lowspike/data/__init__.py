@@ -9,13 +9,17 @@ from __future__ import annotations
 from typing import Callable
 
 from ..config import DataConfig
-from . import digits, mnist5k
+from . import cifar10, digits, gsc, mnist, mnist5k, spoken_commands
 from .base import DatasetMissing, RawDataset
 from .prepared import PreparedDataCorrupt, PreparedDataset, load_prepared, write_prepared
 
 DATASETS: dict[str, Callable[[DataConfig], RawDataset]] = {
     "mnist5k": mnist5k.load,
     "digits": digits.load,
+    "mnist": mnist.load,
+    "cifar10": cifar10.load,
+    "gsc": gsc.load,
+    "spoken-commands": spoken_commands.load,
 }
 
 

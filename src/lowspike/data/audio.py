@@ -1,0 +1,99 @@
+"""Audio front end of the distillation paper (Sec. IV-A): waveform augmentation and MFCC.
+
+Training only, on the raw waveform, vectorized over the batch on the training device, in this
+order:
+
+- Gaussian noise: ``x + sigma * N(0, 1)`` (sigma 1.75e-3);
+- time warping: the clip is played at speed ``r ~ N(1, sigma)`` (sigma 0.0675, clamped to
+  [0.5, 1.5]): ``y[i] = x(i * r)`` by linear interpolation, zero past the end, same length;
+- time shifting: a zero-filled shift by ``s ~ U(-alpha, alpha) * L / 10`` samples (alpha 1.0).
+  The paper gives only alpha; we read it as a fraction of the usual +-100 ms shift of Speech
+  Commands training (a tenth of the 1 s clip).
+
+Then MFCC exactly as the paper: 10 coefficients, 40 mel bins, n_fft 1024, window 640, hop 320,
+20-4000 Hz, padding 320, not centered: a 1 s clip at 16 kHz gives
+``floor((16000 + 2 * 320 - 1024) / 320) + 1 = 49`` frames.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import AugmentConfig, MfccConfig
+
+MAX_WARP = 0.5
+SHIFT_FRACTION = 0.1
+
+
+def int16_to_float(waves: torch.Tensor) -> torch.Tensor:
+    """int16 PCM -> float32 in [-1, 1)."""
+    return waves.float() / 32768.0
+
+
+def mfcc_frames(num_samples: int, cfg: MfccConfig) -> int:
+    """Frames of a clip of ``num_samples`` (center False): floor((L + 2 pad - n_fft) / hop) + 1."""
+    return (num_samples + 2 * cfg.pad - cfg.n_fft) // cfg.hop_length + 1
+
+
+def build_mfcc(cfg: MfccConfig) -> torch.nn.Module:
+    """``torchaudio.transforms.MFCC`` mapping float ``[B, L]`` to ``[B, n_mfcc, frames]``."""
+    import torchaudio
+
+    return torchaudio.transforms.MFCC(
+        sample_rate=cfg.sample_rate,
+        n_mfcc=cfg.n_mfcc,
+        melkwargs={"n_fft": cfg.n_fft, "win_length": cfg.win_length, "hop_length": cfg.hop_length,
+                   "f_min": cfg.f_min, "f_max": cfg.f_max, "n_mels": cfg.n_mels, "pad": cfg.pad,
+                   "center": cfg.center},
+    )
+
+
+def _normal(shape, generator, device) -> torch.Tensor:
+    return torch.randn(shape, generator=generator).to(device)
+
+
+def _uniform(shape, generator, device) -> torch.Tensor:
+    return torch.rand(shape, generator=generator).to(device)
+
+
+def add_noise(waves: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    return waves + sigma * _normal(waves.shape, generator, waves.device)
+
+
+def time_warp(waves: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
+    """``y[b, i] = x[b](i * rates[b])`` by linear interpolation, zero past the end."""
+    length = waves.shape[1]
+    position = torch.arange(length, device=waves.device, dtype=torch.float32)[None, :] * rates[:, None]
+    left = position.floor().long()
+    weight = position - left
+    padded = torch.cat([waves, waves.new_zeros(waves.shape[0], 2)], dim=1)
+    left = left.clamp(max=length)
+    right = (left + 1).clamp(max=length + 1)
+    inside = (position <= length - 1).to(waves.dtype)
+    out = (1 - weight) * padded.gather(1, left) + weight * padded.gather(1, right)
+    return out * inside
+
+
+def time_shift(waves: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Shift each clip right by ``shifts[b]`` samples (left when negative), zero-filled."""
+    length = waves.shape[1]
+    source = torch.arange(length, device=waves.device)[None, :] - shifts[:, None]
+    valid = (source >= 0) & (source < length)
+    return waves.gather(1, source.clamp(0, length - 1)) * valid.to(waves.dtype)
+
+
+def augment_waveforms(waves: torch.Tensor, cfg: AugmentConfig,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise, time warping and time shifting of a float batch ``[B, L]`` (see the module docstring)."""
+    batch, length = waves.shape
+    out = waves
+    if cfg.noise_sigma > 0:
+        out = add_noise(out, cfg.noise_sigma, generator)
+    if cfg.time_warp_sigma > 0:
+        rates = (1.0 + cfg.time_warp_sigma * _normal((batch,), generator, waves.device)).clamp(1 - MAX_WARP, 1 + MAX_WARP)
+        out = time_warp(out, rates)
+    if cfg.time_shift_alpha > 0:
+        limit = cfg.time_shift_alpha * SHIFT_FRACTION * length
+        shifts = ((2 * _uniform((batch,), generator, waves.device) - 1) * limit).round().long()
+        out = time_shift(out, shifts)
+    return out
