@@ -96,6 +96,7 @@ class SpikingNetwork(nn.Module):
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         self.timesteps = int(timesteps)
         self._neurons: list[int] = []
+        self._channels_last = False
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise NotImplementedError
@@ -105,6 +106,9 @@ class SpikingNetwork(nn.Module):
         return current.unsqueeze(0).expand(self.timesteps, *current.shape)
 
     def finish_init(self, input_shape: tuple[int, ...]) -> None:
+        if any(isinstance(m, nn.Conv2d) for m in self.modules()):
+            self._channels_last = True  # measured faster for the 2-D convolutions on CPU
+            self.to(memory_format=torch.channels_last)
         was_training = self.training
         self.eval()
         with torch.no_grad():
@@ -123,6 +127,8 @@ class SpikingNetwork(nn.Module):
         return list(self._neurons)
 
     def forward(self, x: torch.Tensor) -> SpikingOutput:
+        if self._channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         readout, spikes = self.run(x)
         return SpikingOutput(logits=readout.mean(dim=0), readout=readout, spikes=spikes)
 
