@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv repro test test-all bench ui clean-venv
+.PHONY: venv repro test test-all bench ui clean-venv browser
 
 venv: $(STAMP)
 
@@ -27,10 +27,15 @@ $(STAMP): requirements.txt pyproject.toml
 repro: venv
 	$(BIN)/dvc repro
 
-test: venv
+# Headless Chromium renders the HTML reports in the tests (Debian's package; the tests skip
+# with a reason where it cannot be installed).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } || echo "warning: no chromium; the HTML render tests will skip"
+
+test: venv browser
 	$(BIN)/python -m pytest -m "not slow"
 
-test-all: venv
+test-all: venv browser
 	$(BIN)/python -m pytest
 
 bench: venv

@@ -1,0 +1,74 @@
+"""Write both reports: Markdown, self-contained HTML, every figure, and ``dvc plots`` data.
+
+Layout under ``out_dir`` (``reports/``)::
+
+    regularization.md  regularization.html  distillation.md  distillation.html
+    figures/<name>.png  figures/<name>.svg     (the formats of params ``report.formats``)
+    plots/<name>.csv                            (long tables for ``dvc plots``)
+
+Every file is written atomically; figures left from an earlier run with other params are removed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from ..artifacts import atomic_path, write_text
+from ..config import Params
+from . import distillation, regularization
+from .common import Context, load_results
+from .document import Document, to_markdown
+from .html import to_html
+
+FIGURE_DIR = "figures"
+PLOT_DIR = "plots"
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def _write_bytes(target: Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_document(doc: Document, out_dir: Path, stem: str) -> list[Path]:
+    """``<stem>.md``, ``<stem>.html`` and the figures of ``doc``; returns the figure files."""
+    written = []
+    for figure in doc.figures:
+        for fmt, data in figure.files.items():
+            target = out_dir / FIGURE_DIR / f"{figure.name}.{fmt}"
+            _write_bytes(target, data)
+            written.append(target)
+    write_text(out_dir / f"{stem}.md", to_markdown(doc, FIGURE_DIR))
+    write_text(out_dir / f"{stem}.html", to_html(doc))
+    return written
+
+
+def write_reports(params: Params, conversion_dir: str | Path = "results/conversion",
+                  distillation_dir: str | Path = "results/distillation", out_dir: str | Path = "reports") -> str:
+    """Build and write both reports from the aggregated results; returns a one-line summary."""
+    out_dir = Path(out_dir)
+    ctx = Context(profile=params.profile, formats=tuple(params.report.formats), dpi=params.report.dpi)
+    conversion_file = Path(conversion_dir) / "results.json"
+    distillation_file = Path(distillation_dir) / "results.json"
+    reg_doc, reg_plots = regularization.build(load_results(conversion_file), params, ctx, source=str(conversion_file))
+    dist_doc, dist_plots = distillation.build(load_results(distillation_file), params, ctx,
+                                              source=str(distillation_file))
+    figures = write_document(reg_doc, out_dir, "regularization")
+    figures += write_document(dist_doc, out_dir, "distillation")
+    for stale in sorted((out_dir / FIGURE_DIR).glob("*")):
+        if stale.suffix in (".png", ".svg") and stale not in figures:
+            stale.unlink()
+    for name, rows in {**reg_plots, **dist_plots}.items():
+        write_text(out_dir / PLOT_DIR / f"{name}.csv", _csv(rows))
+    return (f"{len(reg_doc.tables)} + {len(dist_doc.tables)} tables, {len(reg_doc.figures)} + "
+            f"{len(dist_doc.figures)} figures ({', '.join(ctx.formats)}) in {out_dir}")

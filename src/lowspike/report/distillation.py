@@ -1,0 +1,456 @@
+"""The distillation paper's report: Tables II-III, Figs. 2-7, paper vs run.
+
+Input: ``results/distillation/results.json`` written by ``studies.distillation.write_aggregate``:
+``rows`` (one evaluated student per dataset x run x seed), ``configurations`` (per dataset x
+run: mean and sample standard deviation over seeds of accuracy, total spikes, spikerate
+(Eq. 12, spikes per neuron per inference, in [0, T]) and of the relative deltas
+``delta = (x - x_baseline) / x_baseline`` against the same-seed baseline (Eq. 11 for
+accuracy, Eq. 13 for spikerate), ``teachers`` and ``best`` (Table III: per family the lowest
+spikerate delta whose accuracy delta is at least ``-max_accuracy_loss``). Deltas are shown
+in percent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..config import Params
+from . import paper
+from .common import Context, plural, usable
+from .document import Document, Heading, Paragraph
+from .figures import RenderedFigure, finite, new_figure, placeholder, render
+from .tables import (
+    MISSING,
+    Table,
+    fmt_count,
+    fmt_fraction_percent,
+    fmt_lambda,
+    fmt_mean_std,
+    fmt_number,
+    fmt_pair,
+)
+
+FAMILIES = {"KD": ("mse", "soft_targets", "heterogeneous"), "LogReg": ("logits",), "ActReg": ("activation",),
+            "KD+ActReg": ("combined",)}
+# Default of ``studies.distillation.best_per_method`` (a test keeps the two equal); results.json
+# may record the threshold it used as ``best_max_accuracy_loss``.
+DEFAULT_MAX_ACCURACY_LOSS = 0.01
+MODEL_LABELS = {"scnn": "SCNN", "sres8": "SRes-8", "svgg11": "SVGG-11", "vgg13": "VGG-13", "vgg16": "VGG-16",
+                "resnet15": "ResNet-15"}
+NOT_RUN = "not run"
+
+
+def _pct(value) -> str:
+    return fmt_fraction_percent(value, sign=True)
+
+
+def _acc(value) -> str:
+    return fmt_fraction_percent(value)
+
+
+class DistillationResults:
+    """Indexed view of ``results.json`` of the distillation study."""
+
+    def __init__(self, results: dict[str, Any] | None):
+        results = results or {}
+        self.rows: list[dict] = results.get("rows", [])
+        self.configurations: list[dict] = results.get("configurations", [])
+        self.teachers: list[dict] = results.get("teachers", [])
+        self.best: dict[str, dict] = results.get("best", {})
+        loss = results.get("best_max_accuracy_loss")
+        self.max_accuracy_loss = loss if usable(loss) else DEFAULT_MAX_ACCURACY_LOSS
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys([c["dataset"] for c in self.configurations] + [t["dataset"] for t in self.teachers]))
+
+    def configs(self, dataset: str, methods: tuple[str, ...] | None = None) -> list[dict]:
+        return [c for c in self.configurations
+                if c["dataset"] == dataset and (methods is None or c["method"] in methods)]
+
+    def baseline(self, dataset: str) -> dict | None:
+        return next(iter(self.configs(dataset, ("baseline",))), None)
+
+    def teacher(self, dataset: str) -> dict | None:
+        return next((t for t in self.teachers if t["dataset"] == dataset), None)
+
+    def _row_value(self, dataset: str, key: str):
+        return next((r.get(key) for r in self.rows if r["dataset"] == dataset and r.get(key) is not None), None)
+
+    def student_model(self, dataset: str) -> str:
+        model = self._row_value(dataset, "model")
+        return MODEL_LABELS.get(model, model or "?")
+
+    def timesteps(self, dataset: str):
+        return self._row_value(dataset, "timesteps")
+
+    def seeds(self, dataset: str) -> int:
+        return len({r["seed"] for r in self.rows if r["dataset"] == dataset})
+
+    def best_of(self, dataset: str, family: str) -> dict | None:
+        """Table III's choice: from ``best`` in results.json, else by the same rule here."""
+        if dataset in self.best:
+            return self.best[dataset].get(family)
+        return lowest_spikerate(self.configs(dataset, FAMILIES[family]), self.max_accuracy_loss)
+
+
+def lowest_spikerate(configs: list[dict], max_accuracy_loss: float) -> dict | None:
+    """The configuration with the lowest mean spikerate delta among those whose mean accuracy
+    delta is at least ``-max_accuracy_loss`` (the rule of Table III)."""
+    eligible = [c for c in configs if usable(c.get("delta_accuracy_mean")) and usable(c.get("delta_spikerate_mean"))
+                and c["delta_accuracy_mean"] >= -max_accuracy_loss]
+    return min(eligible, key=lambda c: c["delta_spikerate_mean"]) if eligible else None
+
+
+def _setting(res: DistillationResults, ctx: Context, dataset: str) -> str:
+    seeds = res.seeds(dataset)
+    averaged = "mean ± std over seeds" if seeds > 1 else "no averaging"
+    return f"dataset {dataset}, profile {ctx.profile}, {plural(seeds, 'seed')}, {averaged}"
+
+
+def _ms(config: dict | None, key: str, formatter) -> str:
+    if config is None:
+        return MISSING
+    return fmt_mean_std(config.get(f"{key}_mean"), config.get(f"{key}_std"), config.get("seeds", 1), formatter)
+
+
+def _diverged_note(config: dict | None) -> str:
+    if config and config.get("diverged"):
+        return f" ({config['diverged']}/{config.get('seeds', '?')} diverged)"
+    return ""
+
+
+def describe_setting(config: dict) -> str:
+    """A configuration's setting in the paper's symbols: ``tau_s=1, tau_t=8``, ``l1, lambda=5e-01``."""
+    s = config.get("setting") or {}
+    parts = []
+    for key in ("alpha", "tau", "tau_s", "tau_t"):
+        if key in s:
+            parts.append(f"{key}={s[key]:g}")
+    if "norm" in s:
+        parts.append(f"{s['norm']}, lambda={fmt_lambda(s.get('lam'))}")
+    return ", ".join(parts) or "-"
+
+
+def table_baselines(res: DistillationResults, ctx: Context) -> Table:
+    """Table II: teachers and baselines with parameters, accuracy, total spikes and spikerate."""
+    rows = []
+    for dataset in res.datasets:
+        teacher = res.teacher(dataset)
+        if teacher:
+            name = MODEL_LABELS.get(teacher.get("model"), teacher.get("model", "?"))
+            rows.append([dataset, f"Teacher ({name})" + ("" if teacher.get("status") == "ok" else
+                                                          f" ({teacher.get('status')})"),
+                         fmt_count(teacher.get("parameters")), _acc(teacher.get("accuracy")),
+                         "n/a (FNN)", "n/a (FNN)", "n/a (FNN)"])
+        else:
+            rows.append([dataset, "Teacher", NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN])
+        base = res.baseline(dataset)
+        if base:
+            rows.append([dataset, f"Baseline ({res.student_model(dataset)}, T = {res.timesteps(dataset)})"
+                         + _diverged_note(base), fmt_count(base.get("parameters")), _ms(base, "accuracy", _acc),
+                         _ms(base, "total_spikes", fmt_count), _ms(base, "spikerate", fmt_number),
+                         _ms(base, "spikerate_per_timestep", fmt_number)])
+        else:
+            rows.append([dataset, "Baseline", NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN])
+    settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
+    caption = (f"Table II: Teachers (FNN) and baseline students ({settings}). Total spikes per test sample over T "
+               f"timesteps; spikerate (Eq. 12) = spikes per neuron per inference, in [0, T]; per timestep = "
+               f"spikerate / T, the paper's convention in its Table II.")
+    return Table("table2", caption, ["Dataset", "Model", "Params", "Accuracy", "Total spikes", "Spikerate [0, T]",
+                                     "Spikerate per timestep"], rows)
+
+
+def table_best(res: DistillationResults, ctx: Context) -> Table:
+    """Table III: the baseline and, per family, the configuration of Table III's rule."""
+    rows = []
+    for dataset in res.datasets:
+        base = res.baseline(dataset)
+        arch = f"{res.student_model(dataset)}/{fmt_count(base.get('parameters')) if base else '?'}/" \
+               f"{res.timesteps(dataset)}"
+        rows.append([dataset, "Baseline", "baseline" + _diverged_note(base), arch,
+                     fmt_pair(_ms(base, "accuracy", _acc), "="), fmt_pair(_ms(base, "total_spikes", fmt_count), "=")])
+        for family, methods in FAMILIES.items():
+            best = res.best_of(dataset, family)
+            if best is None:
+                reason = (f"none with accuracy delta >= {-100 * res.max_accuracy_loss:g}%"
+                          if res.configs(dataset, methods) else NOT_RUN)
+                rows.append([dataset, family, reason, arch, MISSING, MISSING])
+                continue
+            rows.append([dataset, family, f"{best['run']} ({describe_setting(best)})" + _diverged_note(best), arch,
+                         fmt_pair(_ms(best, "accuracy", _acc), _ms(best, "delta_accuracy", _pct)),
+                         fmt_pair(_ms(best, "total_spikes", fmt_count), _ms(best, "delta_spikerate", _pct))])
+    settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
+    caption = (f"Table III: Per family the configuration with the lowest spikerate delta whose accuracy delta "
+               f"(Eq. 11) is at least {-100 * res.max_accuracy_loss:g}% ({settings}). Deltas relative to the "
+               f"same-seed baseline (Eqs. 11, 13) in percent; KD = MSE, soft targets or heterogeneous "
+               f"temperatures; KD+ActReg = heterogeneous KD with activation regularization (the paper's future work).")
+    return Table("table3", caption, ["Dataset", "Method", "Run", "Arch./Params/T", "Acc / delta acc",
+                                     "Tot. spikes / delta Sr"], rows)
+
+
+def table_configurations(res: DistillationResults, ctx: Context) -> Table:
+    rows = []
+    for dataset in res.datasets:
+        for c in res.configs(dataset):
+            rows.append([dataset, c["run"], c["method"], str(c.get("seeds", "?")), str(c.get("diverged", 0)),
+                         _ms(c, "accuracy", _acc), _ms(c, "total_spikes", fmt_count), _ms(c, "spikerate", fmt_number),
+                         _ms(c, "delta_accuracy", _pct), _ms(c, "delta_spikerate", _pct)])
+    settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
+    caption = (f"Every configuration ({settings}); deltas relative to the same-seed baseline (Eqs. 11, 13); n/a "
+               f"where the baseline is silent (no spike, so no relative delta) or no seed has a value.")
+    return Table("configurations", caption, ["Dataset", "Run", "Method", "Seeds", "Diverged", "Accuracy",
+                                             "Total spikes", "Spikerate", "delta acc", "delta Sr"], rows)
+
+
+def paper_table(res: DistillationResults, ctx: Context) -> Table:
+    """The paper's Tables II-III beside this run, per paper dataset (MNIST, GSC, CIFAR-10)."""
+    datasets = [(paper.PAPER_DATASET.get(d, d), d) for d in res.datasets]
+    for p in paper.DISTILLATION_BASELINES:
+        if p not in {x for x, _ in datasets}:
+            datasets.append((p, None))
+    rows = []
+    for paper_dataset, dataset in datasets:
+        label = f"{paper.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)} / {dataset or NOT_RUN}"
+        pub = paper.DISTILLATION_BASELINES.get(paper_dataset)
+        teacher = res.teacher(dataset) if dataset else None
+        base = res.baseline(dataset) if dataset else None
+        ours_arch = (f"{res.student_model(dataset)}/{fmt_count(base.get('parameters'))}/{res.timesteps(dataset)}"
+                     if base else NOT_RUN)
+        if pub:
+            rows.append([label, "Teacher", f"{pub['teacher']}/{fmt_count(pub['teacher_parameters'])}",
+                         (f"{MODEL_LABELS.get(teacher.get('model'), teacher.get('model'))}/"
+                          f"{fmt_count(teacher.get('parameters'))}") if teacher else NOT_RUN,
+                         _acc(pub["teacher_accuracy"]), _acc(teacher.get("accuracy")) if teacher else NOT_RUN,
+                         "n/a (FNN)", "n/a (FNN)", "n/a (FNN)", "n/a (FNN)"])
+            rows.append([label, "Baseline", f"{pub['student']}/{fmt_count(pub['parameters'])}/{pub['timesteps']}",
+                         ours_arch, _acc(pub["accuracy"]), _ms(base, "accuracy", _acc) if base else NOT_RUN,
+                         fmt_count(pub["total_spikes"]), _ms(base, "total_spikes", fmt_count) if base else NOT_RUN,
+                         fmt_number(pub["spikerate_per_timestep"], 2),
+                         _ms(base, "spikerate_per_timestep", fmt_number) if base else NOT_RUN])
+        for family in ("KD", "LogReg", "ActReg"):
+            pub_best = paper.DISTILLATION_BEST.get(paper_dataset, {}).get(family)
+            mine = res.best_of(dataset, family) if dataset else None
+            if mine is not None:
+                ours_acc = fmt_pair(_ms(mine, "accuracy", _acc), _ms(mine, "delta_accuracy", _pct))
+                ours_spk = fmt_pair(_ms(mine, "total_spikes", fmt_count), _ms(mine, "delta_spikerate", _pct))
+                ours_rate = _ms(mine, "spikerate_per_timestep", fmt_number)
+                ours_run = mine["run"]
+            else:
+                ran = dataset is not None and res.configs(dataset, FAMILIES[family])
+                ours_acc = ours_spk = ours_rate = MISSING
+                ours_run = "none eligible" if ran else NOT_RUN
+            if pub_best:
+                pub_acc = fmt_pair(_acc(pub_best["accuracy"]), _pct(pub_best["delta_accuracy"]))
+                pub_spk = fmt_pair(fmt_count(pub_best["total_spikes"]), _pct(pub_best["delta_spikerate"]))
+            else:
+                pub_acc = pub_spk = "not in paper"
+            rows.append([label, f"{family} (this run: {ours_run})",
+                         paper.DISTILLATION_BEST_ARCH.get(paper_dataset, "not in paper"), ours_arch,
+                         pub_acc, ours_acc, pub_spk, ours_spk, "not in paper", ours_rate])
+    caption = (f"Paper vs this run ({paper.DISTILLATION_SOURCE}, Tables II-III): the paper's MNIST, GSC and "
+               f"CIFAR-10 beside this run's dataset standing in for each (profile {ctx.profile}; "
+               + "; ".join(_setting(res, ctx, d) for d in res.datasets)
+               + "; the paper averages three runs). Spikerate per timestep = Eq. 12 / T. Deltas: Eqs. 11, 13.")
+    return Table("paper", caption, ["Paper dataset / this run's dataset", "Row", "Model/params/T paper",
+                                    "this run", "Accuracy (/ delta) paper", "this run", "Total spikes (/ delta Sr) "
+                                    "paper", "this run", "Spikerate per timestep paper", "this run"], rows)
+
+
+# ------------------------------------------------------------------------------------ figures
+
+
+def _delta_series(configs: list[dict], key: str, x_key: str) -> tuple[list[float], list[float], list[float]]:
+    ordered = sorted(configs, key=lambda c: c["setting"][x_key])
+    xs = [c["setting"][x_key] for c in ordered]
+    means = [100 * v for v in finite(c.get(f"{key}_mean") for c in ordered)]
+    stds = [100 * v for v in finite(c.get(f"{key}_std") or 0.0 for c in ordered)]
+    return xs, means, stds
+
+
+def figure_kd_sweep(res: DistillationResults, ctx: Context, method: str, x_key: str, number: int,
+                    title: str) -> RenderedFigure | None:
+    """Figs. 2 and 3: accuracy delta (left) and spikerate delta (right) vs alpha or tau, one line
+    per dataset, error bars = std over seeds."""
+    if not any(res.configs(d, (method,)) for d in res.datasets):
+        return None
+    fig, axes = new_figure(1, 2, width=8.0, height=3.2)
+    for dataset in res.datasets:
+        configs = res.configs(dataset, (method,))
+        if not configs:
+            continue
+        for ax, key in zip(axes, ("delta_accuracy", "delta_spikerate")):
+            xs, means, stds = _delta_series(configs, key, x_key)
+            ax.errorbar(xs, means, yerr=stds, marker="o", markersize=3, capsize=2, label=dataset)
+    for ax, label in zip(axes, ("accuracy delta (%, Eq. 11)", "spikerate delta (%, Eq. 13)")):
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel(x_key)
+        ax.set_ylabel(label)
+        ax.legend()
+    settings = "; ".join(_setting(res, ctx, d) for d in res.datasets if res.configs(d, (method,)))
+    caption = (f"Fig. {number}: {title} (left: accuracy delta, right: spikerate delta vs the baseline; {settings}; "
+               f"error bars: std over seeds).")
+    return render(fig, f"distillation_fig{number}_{method}", caption, list(ctx.formats), ctx.dpi)
+
+
+def _grid(configs: list[dict], key: str) -> tuple[list[float], list[float], np.ndarray]:
+    tau_s = sorted({c["setting"]["tau_s"] for c in configs})
+    tau_t = sorted({c["setting"]["tau_t"] for c in configs})
+    grid = np.full((len(tau_s), len(tau_t)), np.nan)
+    for c in configs:
+        value = c.get(f"{key}_mean")
+        if usable(value):
+            grid[tau_s.index(c["setting"]["tau_s"]), tau_t.index(c["setting"]["tau_t"])] = 100 * value
+    return tau_s, tau_t, grid
+
+
+def figure_heterogeneous(res: DistillationResults, ctx: Context, dataset: str) -> RenderedFigure | None:
+    """Figs. 5-6: heat maps over tau_s (rows) x tau_t (columns) of both deltas, values annotated."""
+    configs = res.configs(dataset, ("heterogeneous",))
+    if not configs:
+        return None
+    fig, axes = new_figure(1, 2, width=8.0, height=3.4)
+    for ax, key, title in zip(axes, ("delta_accuracy", "delta_spikerate"),
+                              ("accuracy delta (%)", "spikerate delta (%)")):
+        tau_s, tau_t, grid = _grid(configs, key)
+        bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+        bound = bound or 1.0
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap="coolwarm", vmin=-bound, vmax=bound, origin="lower",
+                          aspect="auto")
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                text = f"{grid[i, j]:+.2f}" if np.isfinite(grid[i, j]) else MISSING
+                ax.text(j, i, text, ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(tau_t)), [f"{v:g}" for v in tau_t])
+        ax.set_yticks(range(len(tau_s)), [f"{v:g}" for v in tau_s])
+        ax.set_xlabel("teacher temperature tau_t")
+        ax.set_ylabel("student temperature tau_s")
+        ax.set_title(title)
+        ax.grid(False)
+        fig.colorbar(image, ax=ax)
+    caption = (f"Figs. 5-6: Heterogeneous-temperature KD (Eq. 5) on {dataset}: accuracy delta (left) and "
+               f"spikerate delta (right) vs the baseline over tau_s x tau_t ({_setting(res, ctx, dataset)}).")
+    return render(fig, f"distillation_fig5_heterogeneous_{dataset}", caption, list(ctx.formats), ctx.dpi)
+
+
+def figure_per_layer(res: DistillationResults, ctx: Context, dataset: str) -> RenderedFigure | None:
+    """Fig. 4: per-layer spikerate delta of the best heterogeneous KD, logits and activation
+    regularization (the Table III rule within each)."""
+    chosen = []
+    for label, methods in (("HET KD", ("heterogeneous",)), ("LogReg", ("logits",)), ("ActReg", ("activation",))):
+        best = lowest_spikerate(res.configs(dataset, methods), res.max_accuracy_loss)
+        if best and best.get("delta_spikerate_per_layer_mean"):
+            chosen.append((f"{label}: {best['run']}", best["delta_spikerate_per_layer_mean"]))
+    if not chosen:
+        return None
+    layers = list(chosen[0][1])
+    fig, axes = new_figure(1, 1, width=6.4, height=3.2)
+    ax = axes[0]
+    width = 0.8 / len(chosen)
+    for k, (label, per_layer) in enumerate(chosen):
+        values = [100 * v for v in finite(per_layer.get(layer) for layer in layers)]
+        ax.bar(np.arange(len(layers)) + (k - (len(chosen) - 1) / 2) * width, np.nan_to_num(values), width,
+               label=label)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set_ylabel("spikerate delta (%)")
+    ax.legend()
+    caption = (f"Fig. 4: Spikerate delta per spiking layer on {dataset} for the heterogeneous KD, logits and "
+               f"activation regularization configurations with the lowest spikerate delta within "
+               f"{-100 * res.max_accuracy_loss:g}% accuracy delta ({_setting(res, ctx, dataset)}); a layer that is "
+               f"silent in the baseline has no relative delta and is drawn at 0.")
+    return render(fig, f"distillation_fig4_per_layer_{dataset}", caption, list(ctx.formats), ctx.dpi)
+
+
+def figure_regularization(res: DistillationResults, ctx: Context, dataset: str) -> RenderedFigure | None:
+    """Fig. 7: accuracy delta vs spikerate delta, one point per lambda, for logits (left) and
+    activation (right) regularization, one line per norm."""
+    if not res.configs(dataset, ("logits", "activation")):
+        return None
+    fig, axes = new_figure(1, 2, width=8.0, height=3.4)
+    for ax, method, title in zip(axes, ("logits", "activation"), ("logits regularization",
+                                                                  "activation regularization")):
+        configs = res.configs(dataset, (method,))
+        norms = list(dict.fromkeys(c["setting"]["norm"] for c in configs))
+        for norm in norms:
+            series = sorted((c for c in configs if c["setting"]["norm"] == norm), key=lambda c: c["setting"]["lam"])
+            xs = [100 * v for v in finite(c.get("delta_spikerate_mean") for c in series)]
+            ys = [100 * v for v in finite(c.get("delta_accuracy_mean") for c in series)]
+            ax.plot(xs, ys, marker="o", markersize=3, label={"l2sq": "l2 squared"}.get(norm, norm))
+            for x, y, c in zip(xs, ys, series):
+                if np.isfinite(x) and np.isfinite(y):
+                    ax.annotate(fmt_lambda(c["setting"]["lam"]), (x, y), fontsize=6, xytext=(3, 3),
+                                textcoords="offset points")
+        ax.set_title(title)
+        ax.set_xlabel("spikerate delta (%)")
+        ax.set_ylabel("accuracy delta (%)")
+        if norms:
+            ax.legend()
+        else:
+            placeholder(ax, NOT_RUN)
+    caption = (f"Fig. 7: Logits (left) and activation (right) regularization on {dataset}: accuracy delta vs "
+               f"spikerate delta, each point a lambda (labelled) ({_setting(res, ctx, dataset)}).")
+    return render(fig, f"distillation_fig7_regularization_{dataset}", caption, list(ctx.formats), ctx.dpi)
+
+
+def plot_data(res: DistillationResults) -> dict[str, list[dict]]:
+    """Per configuration the mean deltas in percent, for ``dvc plots`` (x = spikerate delta)."""
+    rows = []
+    for c in res.configurations:
+        rows.append({"dataset": c["dataset"], "run": c["run"], "method": c["method"], "seeds": c.get("seeds"),
+                     "accuracy": c.get("accuracy_mean"),
+                     "delta_accuracy_pct": 100 * c["delta_accuracy_mean"] if usable(c.get("delta_accuracy_mean"))
+                     else None,
+                     "delta_spikerate_pct": 100 * c["delta_spikerate_mean"] if usable(c.get("delta_spikerate_mean"))
+                     else None})
+    return {"distillation_deltas": rows}
+
+
+def build(results: dict[str, Any] | None, params: Params, ctx: Context,
+          source: str = "results/distillation/results.json") -> tuple[Document, dict[str, list[dict]]]:
+    """The distillation report and its ``dvc plots`` data."""
+    res = DistillationResults(results)
+    study = params.distillation
+    doc = Document("Distillation and regularization of directly trained SNNs: this run vs the paper")
+    doc.add(Paragraph(
+        f"Reproduction of {paper.DISTILLATION_SOURCE} from `{source}`. Profile `{ctx.profile}`; datasets "
+        f"{', '.join(study.datasets)}; seeds {', '.join(str(s) for s in study.seeds)}; KD weight alpha = "
+        f"{study.alpha:g} (Eq. 1); surrogate {study.surrogate}; {plural(len(res.rows), 'student')}, "
+        f"{plural(len(res.teachers), 'teacher')}; "
+        f"{sum(1 for r in res.rows if r.get('status') == 'diverged')} diverged."))
+    if results is None:
+        doc.add(Paragraph(f"The distillation study has no results: `{source}` does not exist (run `dvc repro "
+                          f"aggregate_distillation`). The paper's numbers are listed alone."))
+    missing = [d for d in study.datasets if d not in res.datasets]
+    if results is not None and missing:
+        doc.add(Paragraph(f"No results for dataset(s) {', '.join(missing)}."))
+    not_run = [paper.PAPER_DATASET_LABEL[p] for p in paper.DISTILLATION_BASELINES
+               if p not in {paper.PAPER_DATASET.get(d) for d in res.datasets}]
+    if not_run:
+        doc.add(Paragraph(f"Not run here: {', '.join(not_run)} (no dataset of `distillation.datasets` stands in "
+                          f"for it); their rows of the paper's tables are shown without a counterpart."))
+
+    doc.add(Heading("Paper vs this run"), paper_table(res, ctx))
+    doc.add(Heading("Table II: teachers and baselines"), table_baselines(res, ctx))
+    doc.add(Heading("Table III: best configuration per family"), table_best(res, ctx))
+    doc.add(Heading("Knowledge distillation"))
+    for method, x_key, number, title in (("mse", "alpha", 2, "MSE knowledge distillation (Eq. 2) vs alpha"),
+                                         ("soft_targets", "tau", 3, "Soft-target knowledge distillation (Eq. 4) "
+                                                                    "vs the temperature tau")):
+        figure = figure_kd_sweep(res, ctx, method, x_key, number, title)
+        doc.add(figure if figure else Paragraph(f"Fig. {number}: {NOT_RUN} (no {method} configuration)."))
+    for dataset in res.datasets:
+        figure = figure_heterogeneous(res, ctx, dataset)
+        doc.add(figure if figure else Paragraph(f"Figs. 5-6 on {dataset}: {NOT_RUN} (no heterogeneous KD)."))
+    doc.add(Heading("Per-layer spikerate"))
+    for dataset in res.datasets:
+        figure = figure_per_layer(res, ctx, dataset)
+        doc.add(figure if figure else Paragraph(f"Fig. 4 on {dataset}: no eligible configuration."))
+    doc.add(Heading("Regularization"))
+    for dataset in res.datasets:
+        figure = figure_regularization(res, ctx, dataset)
+        doc.add(figure if figure else Paragraph(f"Fig. 7 on {dataset}: {NOT_RUN} (no regularized student)."))
+    doc.add(Heading("All configurations"), table_configurations(res, ctx))
+    return doc, plot_data(res)

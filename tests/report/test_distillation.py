@@ -1,0 +1,96 @@
+"""Distillation report tables from an aggregate built by the real distillation aggregation
+(fixture in conftest.py): mean ± std over seeds and relative deltas checked by hand."""
+
+import inspect
+import statistics
+
+import pytest
+
+from lowspike.report.common import Context
+from lowspike.report.distillation import DEFAULT_MAX_ACCURACY_LOSS, build, describe_setting, lowest_spikerate
+
+from .conftest import fixture_params
+
+CTX = Context(profile="fixture", formats=("png",), dpi=30)
+
+
+def _doc(results):
+    return build(results, fixture_params(), CTX)
+
+
+@pytest.fixture(scope="module")
+def built(distillation_results):
+    """The report of the fixture aggregate, built once for the module."""
+    return _doc(distillation_results)
+
+
+def test_table2_teacher_and_baseline_mean_std(built):
+    doc, _ = built
+    rows = {(r[0], r[1]): r[2:] for r in doc.table("table2").rows}
+    assert rows[("mnist5k", "Teacher (VGG-13)")] == ["1,234,567", "99.00%", "n/a (FNN)", "n/a (FNN)", "n/a (FNN)"]
+    # accuracy 0.98 and 0.96: mean 97.00%, sample std 1.41%; spikerate 2 and 4: 3.000 ± 1.414
+    std = statistics.stdev([0.98, 0.96])
+    assert f"{100 * std:.2f}" == "1.41"
+    assert rows[("mnist5k", "Baseline (SCNN, T = 10)")] == ["42,090", "97.00% ± 1.41%", "3,000 ± 1,414",
+                                                            "3.000 ± 1.414", "0.300 ± 0.141"]
+    assert rows[("digits", "Teacher")] == ["not run"] * 5
+    assert rows[("digits", "Baseline (SCNN, T = 10)")] == ["42,090", "10.00%", "0", "0.000", "0.000"]
+
+
+def test_table3_best_per_family_with_relative_deltas(built):
+    doc, _ = built
+    rows = {(r[0], r[1]): r[2:] for r in doc.table("table3").rows}
+    # act-l1-0.5: spikerate 1 vs 2 and 1 vs 4 -> -50%, -75%: mean -62.50%, std 17.68%;
+    # accuracy 0.98 vs 0.98 and 0.9504 vs 0.96 -> 0%, -1%: mean -0.50%, std 0.71%
+    assert rows[("mnist5k", "ActReg")] == ["act-l1-0.5 (l1, lambda=5e-01)", "SCNN/42,090/10",
+                                           "96.52% ± 2.09% / -0.50% ± 0.71%", "1,000 ± 0 / -62.50% ± 17.68%"]
+    # het-s1.0-t8.0 loses 7.21% accuracy: the KD pick is het-s1.0-t4.0 at -25%
+    assert rows[("mnist5k", "KD")][0] == "het-s1.0-t4.0 (tau_s=1, tau_t=4)"
+    assert rows[("mnist5k", "KD+ActReg")][0] == "not run"
+    # silent digits baseline: no relative spikerate delta, so nothing is eligible
+    assert rows[("digits", "ActReg")][0] == "none with accuracy delta >= -1%"
+
+
+def test_silent_baseline_gives_na_not_nan(built):
+    doc, plots = built
+    rows = {(r[0], r[1]): r for r in doc.table("configurations").rows}
+    assert rows[("digits", "act-l1-0.5")][-2:] == ["+0.00%", "n/a"]
+    assert rows[("mnist5k", "st-t2.0")][4] == "1"  # one of two seeds diverged
+    cells = [c for t in doc.tables for row in t.rows for c in row]
+    assert not any("nan" in c.lower() for c in cells)
+    silent = next(r for r in plots["distillation_deltas"] if r["dataset"] == "digits" and r["run"] == "act-l1-0.5")
+    assert silent["delta_spikerate_pct"] is None
+
+
+def test_paper_table_and_missing_datasets(built):
+    doc, _ = built
+    rows = {(r[0], r[1]): r[2:] for r in doc.table("paper").rows}
+    assert rows[("MNIST / mnist5k", "Baseline")][:6] == ["SCNN/42,000/10", "SCNN/42,090/10", "99.12%",
+                                                         "97.00% ± 1.41%", "41,201", "3,000 ± 1,414"]
+    assert rows[("MNIST / mnist5k", "ActReg (this run: act-l1-0.5)")][2] == "99.13% / +0.00%"
+    assert rows[("GSC / not run", "Baseline")][1] == "not run"
+    texts = " ".join(getattr(b, "text", "") for b in doc.blocks)
+    assert "Not run here: GSC, CIFAR-10" in texts
+    names = {f.name for f in doc.figures}
+    assert {"distillation_fig2_mse", "distillation_fig3_soft_targets", "distillation_fig5_heterogeneous_mnist5k",
+            "distillation_fig4_per_layer_mnist5k", "distillation_fig7_regularization_mnist5k"} <= names
+    assert "Figs. 5-6 on digits: not run (no heterogeneous KD)." in texts
+
+
+def test_missing_results_do_not_crash():
+    doc, plots = build(None, fixture_params(), CTX)
+    assert doc.figures == [] and plots == {"distillation_deltas": []}
+    assert any("has no results" in getattr(b, "text", "") for b in doc.blocks)
+
+
+def test_selection_rule_matches_the_study():
+    from lowspike.studies.distillation import best_per_method
+
+    default = inspect.signature(best_per_method).parameters["max_accuracy_loss"].default
+    assert DEFAULT_MAX_ACCURACY_LOSS == default
+    configs = [{"delta_accuracy_mean": -0.02, "delta_spikerate_mean": -0.9},
+               {"delta_accuracy_mean": -0.01, "delta_spikerate_mean": -0.3},
+               {"delta_accuracy_mean": 0.0, "delta_spikerate_mean": None}]
+    assert lowest_spikerate(configs, 0.01) is configs[1]
+    assert describe_setting({"setting": {"tau_s": 1.0, "tau_t": 8.0, "norm": "l1", "lam": 2.0}}) == \
+        "tau_s=1, tau_t=8, l1, lambda=2e+00"

@@ -1,0 +1,95 @@
+"""The HTML reports render in headless Chromium with every image loaded (naturalWidth > 0).
+
+Needs Debian's ``chromium`` (``apt-get install chromium``; ``LOWSPIKE_CHROMIUM`` may name another
+binary); the test skips, saying so, where none is installed. A small script appended to a copy
+of each report records, after the page's load event, how many images it has and which did not
+decode; ``--dump-dom`` hands that record back.
+"""
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lowspike.report.build import write_reports
+
+from .conftest import fixture_params
+
+ROOT = Path(__file__).resolve().parents[2]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--virtual-time-budget=10000", "--dump-dom"]
+PROBE = """<script>
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var broken = images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
+                     .map(function (i) { return i.alt; });
+  var out = document.createElement("pre");
+  out.id = "render-check";
+  out.textContent = JSON.stringify({images: images.length, broken: broken,
+                                    svgs: document.querySelectorAll("figure svg").length});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def find_chromium() -> str | None:
+    candidates = [os.environ.get("LOWSPIKE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"]
+    return next((shutil.which(c) for c in candidates if c and shutil.which(c)), None)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no Chromium on this machine: install Debian's package (apt-get install chromium) "
+                    "or set LOWSPIKE_CHROMIUM to a Chromium binary")
+    return binary
+
+
+def render_check(chromium: str, page: Path, workdir: Path) -> dict:
+    probe = workdir / f"probe-{page.name}"
+    text = page.read_text()
+    probe.write_text(text.replace("</body>", PROBE + "</body>"))
+    result = subprocess.run([chromium, *FLAGS, f"--user-data-dir={workdir / 'profile'}", probe.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    match = re.search(r'<pre id="render-check">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"Chromium returned no render check (exit {result.returncode}): {result.stderr[-500:]}"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def test_fixture_reports_render_without_broken_images(chromium, aggregates, tmp_path):
+    out = tmp_path / "reports"
+    write_reports(fixture_params(report={"formats": ["png", "svg"], "dpi": 30}), aggregates / "results/conversion",
+                  aggregates / "results/distillation", out)
+    for name, figures in (("regularization.html", 6), ("distillation.html", 6)):
+        check = render_check(chromium, out / name, tmp_path)
+        assert check == {"images": figures, "broken": [], "svgs": 0}
+
+
+def test_svg_only_reports_render_inline(chromium, aggregates, tmp_path):
+    out = tmp_path / "reports"
+    write_reports(fixture_params(report={"formats": ["svg"], "dpi": 30}), aggregates / "results/conversion",
+                  aggregates / "results/distillation", out)
+    assert render_check(chromium, out / "regularization.html", tmp_path) == {"images": 0, "broken": [], "svgs": 6}
+
+
+@pytest.mark.parametrize("name", ["regularization.html", "distillation.html"])
+def test_pipeline_reports_render(chromium, name, tmp_path):
+    page = ROOT / "reports" / name
+    if not page.exists():
+        pytest.skip(f"reports/{name} not built yet (dvc repro report)")
+    check = render_check(chromium, page, tmp_path)
+    assert check["broken"] == [] and check["images"] == page.read_text().count("<img")
+
+
+def test_the_check_catches_a_broken_image(chromium, tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text('<!DOCTYPE html><html><body><figure><img alt="bad" src="data:image/png;base64,AAAA">'
+                    "</figure></body></html>")
+    assert render_check(chromium, page, tmp_path) == {"images": 1, "broken": ["bad"], "svgs": 0}
