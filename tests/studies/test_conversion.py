@@ -68,3 +68,8 @@ def test_smoothing_makes_the_curve_monotone():
 def test_percent_change_is_undefined_for_a_zero_baseline():
     assert conversion.percent_change(25.0, 100.0) == pytest.approx(-75.0)
     assert conversion.percent_change(5.0, 0.0) is None
+
+
+def test_a_diverged_baseline_selects_nothing():
+    rows = [{"point": "a", "snn_accuracy": 0.9, "synops": 5.0, "status": "ok"}]
+    assert conversion.select_best(rows, {"status": "diverged"}, max_drop=0.5) is None

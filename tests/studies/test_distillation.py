@@ -216,3 +216,22 @@ def test_teacher_students_evaluation_and_aggregate_end_to_end_on_digits(tmp_path
     assert baseline["delta_accuracy_mean"] == 0.0 and baseline["delta_spikerate_mean"] == 0.0
     assert result["teachers"][0]["dataset"] == "digits"
     assert (tmp_path / "results/distillation/summary.json").exists()
+
+
+def test_diverged_seeds_are_counted_but_left_out_of_the_means(tmp_path):
+    params = validate_params({"distillation": {
+        "datasets": ["mnist5k"], "seeds": [0, 1],
+        "grids": {"mse": {"alphas": []}, "soft_targets": {"taus": []}, "heterogeneous": {"tau_s": [], "tau_t": []},
+                  "activation": {"l1": [1.0e3], "l2": []}, "logits": {"l2": [], "l2sq": []},
+                  "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []}}}})
+    root = tmp_path / "student_eval" / "mnist5k"
+    for run, seed, acc, rate, status in [("baseline", 0, 0.9, 2.0, "ok"), ("baseline", 1, 0.9, 2.0, "ok"),
+                                         ("act-l1-1000.0", 0, 0.8, 1.0, "ok"),
+                                         ("act-l1-1000.0", 1, 0.1, 0.0, "diverged")]:
+        write_json(root / run / f"seed{seed}" / "evaluate.json", {
+            "dataset": "mnist5k", "run": run, "seed": seed, "accuracy": acc, "spikerate": rate,
+            "method": "baseline" if run == "baseline" else "activation", "status": status})
+    result = distillation.aggregate(params, eval_root=tmp_path / "student_eval", teacher_root=tmp_path / "t")
+    act = next(c for c in result["configurations"] if c["run"] == "act-l1-1000.0")
+    assert act["seeds"] == 2 and act["diverged"] == 1
+    assert act["accuracy_mean"] == pytest.approx(0.8) and act["spikerate_mean"] == pytest.approx(1.0)

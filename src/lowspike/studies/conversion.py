@@ -157,7 +157,10 @@ def percent_change(value: float | None, baseline: float | None) -> float | None:
 
 def select_best(rows: list[dict], baseline: dict, max_drop: float) -> dict | None:
     """Selection rule of Tables 1-2: the model with the fewest SynOps whose SNN accuracy drop
-    vs the baseline is below ``max_drop`` percentage points (diverged models excluded)."""
+    vs the baseline is below ``max_drop`` percentage points (diverged models excluded; none
+    when the baseline itself has no SNN accuracy, e.g. it diverged)."""
+    if baseline.get("snn_accuracy") is None:
+        return None
     eligible = [
         r for r in rows
         if r.get("status") == "ok"
@@ -233,6 +236,8 @@ def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]
             chance = 1.0 / max(1, baseline.get("num_classes", 10))
             for reg in study.regularizers:
                 reg_rows = [r for r in rows if r["regularizer"] == reg]
+                if not reg_rows:
+                    continue
                 best = select_best(reg_rows, baseline, max_drop)
                 selections.append({
                     "dataset": dataset, "arch": arch, "regularizer": reg, "max_drop_pts": max_drop,
@@ -374,7 +379,7 @@ def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False
             record.update({
                 "dnn_accuracy": accuracy(logits, labels),
                 "eflops": eflops["total"], "eflops_per_layer": eflops["per_layer"],
-                **{k: sim[k] for k in ("snn_accuracy", "spikes", "synops", "spikes_per_layer",
+                **{k: sim[k] for k in ("snn_accuracy", "spikes", "synops", "spikes_per_layer", "samples",
                                       "accuracy_per_timestep", "timesteps")},
             })
         write_json(point.folder("eval") / "evaluate.json", record)
