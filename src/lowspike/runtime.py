@@ -8,10 +8,23 @@ import sys
 OFFLINE_ENV = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 
 
+def _report_data_errors(exc_type, exc, tb) -> None:
+    """A missing or corrupt dataset ends the stage with its one-line message (it names the file
+    and what to do) instead of a traceback; any other exception keeps the default report."""
+    from .data import DatasetMissing, PreparedDataCorrupt
+
+    if issubclass(exc_type, (DatasetMissing, PreparedDataCorrupt)):
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return
+    sys.__excepthook__(exc_type, exc, tb)
+
+
 def setup(threads: int | None = None) -> None:
-    """Keep DVC and MLflow offline, set torch threads once, make CPU kernels deterministic."""
+    """Keep DVC and MLflow offline, set torch threads once, make CPU kernels deterministic,
+    and report data errors in one line."""
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+    sys.excepthook = _report_data_errors
     import torch
 
     if threads is None:

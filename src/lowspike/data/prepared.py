@@ -20,6 +20,7 @@ from ..artifacts import read_json, save_torch, sha256_file, write_json
 from .base import SPLITS, RawDataset
 
 TENSOR_FILES = ("inputs.pt", "labels.pt", "splits.pt")
+EXPECTED_LAYOUT = "dataset.json, " + ", ".join(TENSOR_FILES)
 FORMAT_VERSION = 1
 
 
@@ -91,23 +92,39 @@ class PreparedDataset:
         return self.inputs[index], self.labels[index]
 
 
+def _read_meta(meta_path: Path, rerun: str) -> dict:
+    """``dataset.json``, refused when it does not parse or lacks the sha256 of a tensor file."""
+    try:
+        meta = read_json(meta_path)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PreparedDataCorrupt(
+            f"{meta_path} is truncated or altered (not valid JSON: {exc}): {rerun}"
+        ) from None
+    hashes = meta.get("sha256") if isinstance(meta, dict) else None
+    if not isinstance(hashes, dict) or any(not isinstance(hashes.get(name), str) for name in TENSOR_FILES):
+        raise PreparedDataCorrupt(
+            f"{meta_path} is truncated or altered (no sha256 for each of {', '.join(TENSOR_FILES)}): {rerun}"
+        )
+    return meta
+
+
 def load_prepared(directory: str | Path, verify: bool = True) -> PreparedDataset:
     """Read ``directory`` written by :func:`write_prepared`, checking every sha256."""
     directory = Path(directory)
     meta_path = directory / "dataset.json"
     if not meta_path.exists():
         raise PreparedDataCorrupt(
-            f"{meta_path} not found: run the prepare stage first (`dvc repro prepare`)"
+            f"{meta_path} not found: expected {directory}/ holding {EXPECTED_LAYOUT}, written by the "
+            f"prepare stage (`dvc repro prepare@{directory.name}`)"
         )
-    meta = read_json(meta_path)
+    rerun = f"re-run `dvc repro -f prepare@{directory.name}`"
+    meta = _read_meta(meta_path, rerun)
     for name in TENSOR_FILES:
         path = directory / name
         if not path.exists():
-            raise PreparedDataCorrupt(f"{path} is missing: re-run `dvc repro prepare`")
+            raise PreparedDataCorrupt(f"{path} is missing: {rerun}")
         if verify and sha256_file(path) != meta["sha256"][name]:
-            raise PreparedDataCorrupt(
-                f"{path} is truncated or altered (sha256 differs from dataset.json): re-run `dvc repro -f prepare`"
-            )
+            raise PreparedDataCorrupt(f"{path} is truncated or altered (sha256 differs from dataset.json): {rerun}")
     return PreparedDataset(
         meta=meta,
         inputs=torch.load(directory / "inputs.pt", weights_only=True),
