@@ -24,8 +24,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@rm -f $(VENV)/.deps-*
 	@touch $@
 
+# `make repro` records its wall time and peak memory in reports/pipeline_run.json (read by `make bench`).
 repro: venv
-	$(BIN)/dvc repro
+	$(BIN)/python benchmarks/timed.py reports/pipeline_run.json -- $(BIN)/dvc repro
 
 # Headless Chromium renders the HTML reports in the tests (Debian's package; the tests skip
 # with a reason where it cannot be installed).

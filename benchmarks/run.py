@@ -1,0 +1,426 @@
+"""Performance benchmarks of issue 6: ``make bench`` -> reports/bench.json and reports/bench.md.
+
+Every figure is a ratio against a baseline measured in the same process, with its target and
+pass/fail. ``--quick`` shrinks every size (the smoke test and a fast check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import snntorch
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(fn, repeats: int = 3) -> float:
+    """Best wall time of ``repeats`` calls (one warm-up call first)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def figure(name: str, value, target: str | None = None, passed: bool | None = None, unit: str = "",
+           note: str = "") -> dict:
+    return {"name": name, "value": value, "unit": unit, "target": target, "pass": passed, "note": note}
+
+
+# ------------------------------------------------------------------ data and models
+
+def load_data(quick: bool):
+    from lowspike.config import DataConfig
+    from lowspike.data import load_prepared
+    from lowspike.data.loading import load_split
+
+    folder = ROOT / "data" / "prepared" / "mnist5k"
+    if folder.exists():
+        prepared = load_prepared(folder)
+        train = load_split(prepared, "train", DataConfig())
+        test = load_split(prepared, "test", DataConfig())
+        return train.inputs, train.labels, test.inputs, test.labels, "mnist5k"
+    g = torch.Generator().manual_seed(0)
+    n = 600 if quick else 3500
+    inputs = torch.rand(n + 500, 1, 28, 28, generator=g)
+    labels = torch.randint(0, 10, (n + 500,), generator=g)
+    return inputs[:n], labels[:n], inputs[n:], labels[n:], "random (run stages/prepare.py mnist5k for real digits)"
+
+
+def train_dnn(arch: str, x: torch.Tensor, y: torch.Tensor, epochs: int, regularizer: str | None = None,
+              lam: float = 0.0, seed: int = 0) -> nn.Module:
+    from lowspike.models import build_dnn
+    from lowspike.regularizers import build_regularizer
+    from lowspike.studies.conversion import make_loss
+
+    torch.manual_seed(seed)
+    model = build_dnn(arch, tuple(x.shape[1:]), 10)
+    loss_fn = make_loss(build_regularizer(regularizer) if regularizer else None, lam)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(x.shape[0], generator=g)
+        for index in order.split(128):
+            out = loss_fn(model, x[index], y[index])
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def snntorch_loop(snn: dict, inputs: torch.Tensor, timesteps: int) -> torch.Tensor:
+    """Plain step-by-step reference: every layer recomputed each step, snntorch.Leaky(beta=1,
+    subtract, threshold 1) neurons. Returns spikes per layer per step ``[T, L]``."""
+    from lowspike.snn.simulation import apply_layer
+
+    weight_layers = [s for s in snn["layers"] if s["kind"] in ("linear", "conv")]
+    neurons = [snntorch.Leaky(beta=1.0, threshold=1.0, reset_mechanism="subtract") for _ in weight_layers]
+    mems = [n.init_leaky() for n in neurons]
+    record = torch.zeros(timesteps, len(weight_layers))
+    with torch.inference_mode():
+        for t in range(timesteps):
+            x, slot = inputs, 0
+            for spec in snn["layers"]:
+                if spec["kind"] in ("linear", "conv"):
+                    x, mems[slot] = neurons[slot](apply_layer(spec, x), mems[slot])
+                    x = x.to(inputs.dtype)  # snntorch returns float32 spikes
+                    record[t, slot] = x.sum()
+                    slot += 1
+                else:
+                    x = apply_layer(spec, x)
+    return record
+
+
+# ------------------------------------------------------------------ 1. simulation
+
+def to_double(snn: dict) -> dict:
+    return {**snn, "layers": [{k: (v.double() if torch.is_tensor(v) else v) for k, v in s.items()}
+                              for s in snn["layers"]]}
+
+
+def bench_simulation(data, quick: bool) -> tuple[list[dict], dict]:
+    from lowspike.metrics import spiking_fanouts
+    from lowspike.snn.conversion import convert
+    from lowspike.snn.simulation import simulate_batch
+
+    x_train, y_train, x_test, _, _ = data
+    timesteps, batch = (20, 100) if quick else (100, 500)
+    inputs = x_test[:batch]
+    figures, models = [], {}
+    for arch, epochs in (("mlp", 1 if quick else 3), ("lenet5", 1 if quick else 2)):
+        model = train_dnn(arch, x_train, y_train, epochs)
+        snn = convert(model, x_train[:1000])
+        models[arch] = (model, snn)
+        snn64 = to_double(snn)
+        same = torch.equal(snntorch_loop(snn64, inputs.double(), timesteps),
+                           simulate_batch(snn64, inputs.double(), timesteps, mode="dense").spikes_per_layer.float())
+        reference = snntorch_loop(snn, inputs, timesteps)
+        ours = simulate_batch(snn, inputs, timesteps, mode="dense").spikes_per_layer
+        drift32 = float((ours.sum() - reference.sum()).abs() / reference.sum().clamp_min(1))
+        t_ref = timed(lambda: snntorch_loop(snn, inputs, timesteps), 1 if not quick else 1)
+        t_dense = timed(lambda: simulate_batch(snn, inputs, timesteps, mode="dense"))
+        t_auto = timed(lambda: simulate_batch(snn, inputs, timesteps, mode="auto"))
+        with torch.inference_mode():
+            t_floor = timed(lambda: [model(inputs) for _ in range(timesteps)])
+        fig_name = f"{arch} T={timesteps} B={batch}"
+        figures.append(figure(f"sim {fig_name}: snntorch loop / ours (dense)", round(t_ref / t_dense, 2), ">= 2",
+                              t_ref / t_dense >= 2, "x", f"same spikes as snntorch in float64: {same}; float32: total spikes differ by "
+                              f"{100 * drift32:.4f}% (snntorch subtracts the reset one step later: another rounding)"))
+        figures.append(figure(f"sim {fig_name}: ours (dense) / dense floor (T x DNN forward)",
+                              round(t_dense / t_floor, 2), "<= 1.5", t_dense / t_floor <= 1.5, "x"))
+        figures.append(figure(f"sim {fig_name}: throughput (auto)", round(batch * timesteps / t_auto),
+                              None, None, "samples x steps / s",
+                              f"dense {batch * timesteps / t_dense:.0f}, snntorch loop {batch * timesteps / t_ref:.0f}"))
+        if not same:
+            raise AssertionError(f"{arch}: simulator spikes differ from the snntorch loop in float64")
+
+    # event-driven: a strongly L1-regularized MLP against the baseline MLP
+    baseline_model, baseline_snn = models["mlp"]
+    reg_model = train_dnn("mlp", x_train, y_train, 1 if quick else 3, "l1", 1e-3 if quick else 3e-3)
+    reg_snn = convert(reg_model, x_train[:1000])
+    ev_batch = batch
+    ev_inputs = x_test[:ev_batch]
+    synops = {}
+    for name, snn in (("baseline", baseline_snn), ("regularized", reg_snn)):
+        out = simulate_batch(snn, ev_inputs, timesteps, fanouts=spiking_fanouts(snn), mode="auto")
+        synops[name] = float(out.synops_per_sample.mean())
+    t_base = timed(lambda: simulate_batch(baseline_snn, ev_inputs, timesteps, mode="auto"))
+    t_reg = timed(lambda: simulate_batch(reg_snn, ev_inputs, timesteps, mode="auto"))
+    t_reg_dense = timed(lambda: simulate_batch(reg_snn, ev_inputs, timesteps, mode="dense"))
+    reduction = 1 - synops["regularized"] / max(synops["baseline"], 1e-9)
+    snn64 = to_double(reg_snn)
+    d64 = simulate_batch(snn64, ev_inputs.double(), timesteps, mode="dense")
+    e64 = simulate_batch(snn64, ev_inputs.double(), timesteps, mode="event")
+    same64 = torch.equal(d64.spikes_per_layer, e64.spikes_per_layer) and torch.equal(d64.predictions, e64.predictions)
+    d32 = simulate_batch(reg_snn, ev_inputs, timesteps, mode="dense")
+    a32 = simulate_batch(reg_snn, ev_inputs, timesteps, mode="auto")
+    agree32 = float((d32.predictions[-1] == a32.predictions[-1]).double().mean())
+    figures.append(figure("event-driven: baseline MLP time / L1-regularized MLP time (auto)", round(t_base / t_reg, 2),
+                          ">= 2", t_base / t_reg >= 2, "x",
+                          f"SynOps {synops['baseline']:.0f} -> {synops['regularized']:.0f} ({100 * reduction:.0f}% fewer;"
+                          f" target >= 80%); regularized dense/auto {t_reg_dense / t_reg:.2f}x; float64 event vs dense "
+                          f"same spikes and predictions: {same64}; float32 final predictions agreeing {100 * agree32:.2f}%"))
+    if not same64:
+        raise AssertionError("event path spikes differ from dense in float64")
+    return figures, {"synops": synops}
+
+
+# ------------------------------------------------------------------ 2. SCNN training step
+
+class PlainSCNN(nn.Module):
+    """The SCNN of lowspike.models.scnn written as a plain snntorch loop: every layer run per
+    step, no spike recording, no channels-last, no regularizer."""
+
+    def __init__(self, timesteps: int):
+        super().__init__()
+        from snntorch import surrogate
+
+        self.timesteps = timesteps
+        self.conv1 = nn.Conv2d(1, 16, 5, padding=1)
+        self.conv2 = nn.Conv2d(16, 64, 5, padding=1)
+        self.pool = nn.AvgPool2d(2)
+        self.readout = nn.Linear(64 * 5 * 5, 10)
+        self.lif1 = snntorch.Leaky(beta=1.0, spike_grad=surrogate.atan(alpha=2.0), reset_mechanism="subtract")
+        self.lif2 = snntorch.Leaky(beta=1.0, spike_grad=surrogate.atan(alpha=2.0), reset_mechanism="subtract")
+
+    def forward(self, x):
+        m1, m2, total = self.lif1.init_leaky(), self.lif2.init_leaky(), 0
+        for _ in range(self.timesteps):
+            s1, m1 = self.lif1(self.conv1(x), m1)
+            s2, m2 = self.lif2(self.conv2(self.pool(s1)), m2)
+            total = total + self.readout(self.pool(s2).flatten(1))
+        return total / self.timesteps
+
+
+def bench_scnn(data, quick: bool) -> list[dict]:
+    from lowspike.models import build_student
+    from lowspike.regularizers import spike_activity_penalty
+
+    x_train, y_train = data[0], data[1]
+    batch = 32 if quick else 128
+    x, y = x_train[:batch], y_train[:batch]
+    ours = build_student("scnn", input_shape=(1, 28, 28), num_classes=10, neuron="if", beta=1.0, timesteps=10)
+    plain = PlainSCNN(10)
+    opt_ours = torch.optim.Adam(ours.parameters(), lr=1e-3)
+    opt_plain = torch.optim.Adam(plain.parameters(), lr=1e-3)
+
+    def step_ours():
+        out = ours(x)
+        loss = F.cross_entropy(out.logits, y) + 1.0 * spike_activity_penalty(out.spikes, "l1")
+        opt_ours.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_ours.step()
+
+    def step_plain():
+        loss = F.cross_entropy(plain(x), y)
+        opt_plain.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_plain.step()
+
+    t_ours, t_plain = timed(step_ours), timed(step_plain)
+    overhead = t_ours / t_plain - 1
+    return [figure(f"SCNN train step T=10 B={batch}: ours (recording + L1 spike reg) / plain snntorch loop - 1",
+                   round(100 * overhead, 1), "<= 10", overhead <= 0.10, "%",
+                   f"ours {1000 * t_ours:.0f} ms, plain {1000 * t_plain:.0f} ms per step")]
+
+
+# ------------------------------------------------------------------ 3. DNN regularizer overhead
+
+def bench_dnn_regularizer(data, quick: bool) -> list[dict]:
+    from lowspike.models import build_dnn
+    from lowspike.regularizers import build_regularizer
+    from lowspike.studies.conversion import make_loss
+
+    x_train, y_train = data[0], data[1]
+    figures = []
+    n = min(512 if quick else 2048, x_train.shape[0])
+    for arch in ("mlp", "lenet5"):
+        results = {}
+        for label, loss_fn in (("none", make_loss(None, 0.0)), ("l1", make_loss(build_regularizer("l1"), 1e-3)),
+                               ("hoyer", make_loss(build_regularizer("hoyer"), 1e-3))):
+            torch.manual_seed(0)
+            model = build_dnn(arch, (1, 28, 28), 10)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+            def epoch():
+                for index in torch.arange(n).split(128):
+                    out = loss_fn(model, x_train[index], y_train[index])
+                    opt.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    opt.step()
+
+            results[label] = timed(epoch)
+        for reg in ("l1", "hoyer"):
+            overhead = results[reg] / results["none"] - 1
+            figures.append(figure(f"DNN {arch} training, {reg} activity regularizer / none - 1",
+                                  round(100 * overhead, 1), "<= 10", overhead <= 0.10, "%",
+                                  f"{n} samples, batch 128: {results['none']:.3f} s vs {results[reg]:.3f} s"))
+    return figures
+
+
+# ------------------------------------------------------------------ 4. pipeline
+
+def bench_pipeline(quick: bool) -> list[dict]:
+    import os
+
+    figures = []
+    record = ROOT / "reports" / "pipeline_run.json"
+    if record.exists():
+        run = json.loads(record.read_text())
+        figures.append(figure("make repro wall time", round(run["wall_s"], 1), "< 1200", run["wall_s"] < 1200, "s",
+                              f"from {record.name}: {run.get('command')}"))
+        figures.append(figure("make repro peak RSS", round(run["peak_rss_mib"]), "< 4096",
+                              run["peak_rss_mib"] < 4096, "MiB"))
+    else:
+        figures.append(figure("make repro wall time / peak RSS", "not measured", "< 1200 s, < 4096 MiB", None, "",
+                              "no reports/pipeline_run.json: run make repro first"))
+    if not (ROOT / "dvc.lock").exists() or quick:
+        figures.append(figure("no-op dvc repro", "not measured", "< 5", None, "s",
+                              "run make repro first" if not quick else "skipped in --quick"))
+        return figures
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    status = subprocess.run([dvc, "status", "--json"], cwd=ROOT, env=env, capture_output=True, text=True)
+    if status.returncode != 0 or status.stdout.strip() not in ("{}", ""):
+        return figures + [figure("no-op dvc repro", "not measured", "< 5", None, "s",
+                                 "pipeline not up to date (dvc status lists changes): run make repro first")]
+    start = time.perf_counter()
+    proc = subprocess.run([dvc, "repro"], cwd=ROOT, env=env, capture_output=True, text=True)
+    noop = time.perf_counter() - start
+    ran_nothing = proc.returncode == 0 and "Running stage" not in proc.stdout
+    figures.append(figure("no-op dvc repro", round(noop, 2), "< 5", noop < 5 and ran_nothing, "s",
+                          f"exit {proc.returncode}; stages re-run: {not ran_nothing}"))
+    params = ROOT / "params.yaml"
+    original = params.read_bytes()
+    try:
+        text = original.decode()
+        edited = re.sub(r"(?m)^(report:\n(?:[ #].*\n)*?  dpi: )(\d+)", lambda m: m.group(1) + str(int(m.group(2)) + 1),
+                        text, count=1)
+        if edited == text:
+            return figures + [figure("report param edit", "not measured", "only report", None, "",
+                                     "no report.dpi in params.yaml")]
+        params.write_text(edited)
+        proc = subprocess.run([dvc, "status", "--json"], cwd=ROOT, env=env, capture_output=True, text=True)
+    finally:
+        params.write_bytes(original)
+    try:
+        changed = sorted(json.loads(proc.stdout or "{}"))
+    except json.JSONDecodeError:
+        changed = [proc.stdout.strip()[:200]]
+    only_report = bool(changed) and all(name.startswith("report") for name in changed)
+    figures.append(figure("report param edit: stages dvc status marks changed", ", ".join(changed) or "none",
+                          "only report", only_report, ""))
+    return figures
+
+
+# ------------------------------------------------------------------ 5. cost growth
+
+def bench_growth(data, quick: bool) -> list[dict]:
+    from lowspike.snn.conversion import convert
+    from lowspike.snn.simulation import simulate_batch
+
+    x_train, y_train, x_test = data[0], data[1], data[2]
+    model = train_dnn("mlp", x_train, y_train, 1)
+    snn = convert(model, x_train[:1000])
+    figures = []
+    steps = (20, 60, 200) if quick else (100, 300, 1000)
+    per_unit = []
+    for t in steps:
+        seconds = timed(lambda: simulate_batch(snn, x_test[:200], t), 1)
+        per_unit.append(seconds / t)
+    figures.append(growth_figure("sim time vs T (MLP, batch 200)", steps, per_unit, "ms per step"))
+    batches = (100, 200, 400) if quick else (125, 250, 500, 1000)
+    per_unit = []
+    x_big = x_test.repeat(2, 1, 1, 1)
+    for b in batches:
+        seconds = timed(lambda: simulate_batch(snn, x_big[:b], 50), 1)
+        per_unit.append(seconds / b)
+    figures.append(growth_figure("sim time vs batch (MLP, T=50)", batches, per_unit, "ms per sample"))
+    sizes = (256, 512, 1024) if quick else (875, 1750, 3500)
+    per_unit = []
+    for n in sizes:
+        start = time.perf_counter()
+        train_dnn("mlp", x_train[:n], y_train[:n], 1)
+        per_unit.append((time.perf_counter() - start) / n)
+    figures.append(growth_figure("DNN training time vs dataset size (MLP, 1 epoch)", sizes, per_unit, "ms per sample"))
+    return figures
+
+
+def growth_figure(name: str, sizes, per_unit: list[float], unit: str) -> dict:
+    """Linear when the time per unit stays within 1.5x of the smallest size's (ratio largest/smallest)."""
+    ratio = per_unit[-1] / per_unit[0]
+    table = {str(s): round(1000 * u, 4) for s, u in zip(sizes, per_unit)}
+    return figure(name + ": time per unit, largest / smallest size", round(ratio, 2), "<= 1.5 (linear)",
+                  ratio <= 1.5, "x", f"{unit}: {table}")
+
+
+# ------------------------------------------------------------------ report
+
+def device_info() -> dict:
+    return {"device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def write_reports(out_dir: Path, sections: dict[str, list[dict]], meta: dict) -> None:
+    from lowspike.artifacts import write_json, write_text
+
+    write_json(out_dir / "bench.json", {"meta": meta, "sections": sections})
+    lines = ["# Benchmarks (issue 6)", "",
+             f"Device: {meta['device']['device']} ({meta['device']['cpu']}, {meta['device']['threads']} threads), "
+             f"torch {meta['device']['torch']}; data: {meta['data']}; total {meta['seconds']:.0f} s"
+             f"{' (--quick sizes)' if meta['quick'] else ''}.", ""]
+    for section, figures in sections.items():
+        lines += [f"## {section}", "", "| figure | value | target | pass | note |", "|---|---|---|---|---|"]
+        for f in figures:
+            status = "n/a" if f["pass"] is None else ("PASS" if f["pass"] else "FAIL")
+            lines.append(f"| {f['name']} | {f['value']} {f['unit']} | {f['target'] or ''} | {status} | {f['note']} |")
+        lines.append("")
+    write_text(out_dir / "bench.md", "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--out", default=str(ROOT / "reports"), help="folder for bench.json and bench.md")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--only", nargs="*", default=None, help="sections: simulation scnn dnn pipeline growth")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    data = load_data(args.quick)
+    runs = {
+        "simulation": lambda: bench_simulation(data, args.quick)[0],
+        "scnn": lambda: bench_scnn(data, args.quick),
+        "dnn": lambda: bench_dnn_regularizer(data, args.quick),
+        "pipeline": lambda: bench_pipeline(args.quick),
+        "growth": lambda: bench_growth(data, args.quick),
+    }
+    sections = {}
+    for name, run in runs.items():
+        if args.only is None or name in args.only:
+            t0 = time.perf_counter()
+            sections[name] = run()
+            print(f"{name}: {time.perf_counter() - t0:.1f} s", flush=True)
+    meta = {"device": device_info(), "data": data[4], "quick": args.quick, "seconds": time.perf_counter() - started}
+    write_reports(Path(args.out), sections, meta)
+    failed = [f["name"] for figs in sections.values() for f in figs if f["pass"] is False]
+    print(f"wrote {args.out}/bench.json and bench.md; {len(failed)} targets missed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

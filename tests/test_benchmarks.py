@@ -1,0 +1,64 @@
+"""Smoke test of benchmarks/run.py on tiny sizes (no timing assertions)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_bench_writes_every_section_with_targets(tmp_path, monkeypatch):
+    bench = _load_bench()
+    g = torch.Generator().manual_seed(0)
+    tiny = (torch.rand(300, 1, 28, 28, generator=g), torch.randint(0, 10, (300,), generator=g),
+            torch.rand(200, 1, 28, 28, generator=g), torch.randint(0, 10, (200,), generator=g), "random")
+    monkeypatch.setattr(bench, "load_data", lambda quick: tiny)
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--quick", "--threads", "1", "--out", str(tmp_path),
+                           "--only", "simulation", "scnn", "dnn", "pipeline"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert set(report["sections"]) == {"simulation", "scnn", "dnn", "pipeline"}
+    assert report["meta"]["device"]["device"] in ("cpu", "cuda")
+    names = [f["name"] for figs in report["sections"].values() for f in figs]
+    assert any("snntorch loop / ours" in n for n in names)
+    assert any("event-driven" in n for n in names)
+    for figs in report["sections"].values():
+        for f in figs:
+            assert set(f) == {"name", "value", "unit", "target", "pass", "note"}
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "| figure | value | target | pass | note |" in markdown
+
+
+def test_growth_figure_ratio_and_verdict():
+    bench = _load_bench()
+    linear = bench.growth_figure("t", (1, 2, 4), [0.002, 0.002, 0.003], "ms")
+    assert linear["value"] == 1.5 and linear["pass"] is True
+    quadratic = bench.growth_figure("t", (1, 2, 4), [0.001, 0.002, 0.004], "ms")
+    assert quadratic["value"] == 4.0 and quadratic["pass"] is False
+    assert quadratic["note"] == "ms: {'1': 1.0, '2': 2.0, '4': 4.0}"
+
+
+def test_timed_records_wall_time_peak_rss_and_exit_code(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run.json"
+    code = subprocess.call([sys.executable, str(ROOT / "benchmarks" / "timed.py"), str(out), "--",
+                            sys.executable, "-c", "import time; x = bytearray(50 * 2**20); time.sleep(0.2); raise SystemExit(3)"])
+    record = json.loads(out.read_text())
+    assert code == 3 and record["exit_code"] == 3
+    assert record["wall_s"] >= 0.2
+    assert record["peak_rss_mib"] >= 50
+    assert record["command"].endswith("raise SystemExit(3)")
