@@ -42,13 +42,17 @@ from torch.nn import functional as F
 from ..metrics import synops_from_spikes
 
 EVENT_DENSITY_LINEAR = 0.02
-"""Input density below which a linear layer uses the event path (measured on this 2-core CPU
-by ``benchmarks/run.py``'s kernel sweep: the gathered ``index_add`` beats MKL's dense ``addmm``
-at batch 500 from about 2% non-zero inputs down)."""
+"""Input density below which a linear layer uses the event path. Measured on this 2-core CPU
+(1 thread, batch 500, layers 300->100, 400->120, 784->300): the gathered ``index_add`` beats
+MKL's dense ``addmm`` from about 2% non-zero inputs down (1.1x at 2%, 1.5-3x at 0.3%) and
+loses above 5% (up to 50x slower at 50%)."""
 
-EVENT_DENSITY_CONV = 0.01
-"""Input density below which a convolution uses the event path (same sweep, against oneDNN's
-dense ``conv2d``)."""
+EVENT_DENSITY_CONV = 0.0
+"""Input density below which a convolution uses the event path. Measured against oneDNN's
+dense ``conv2d`` on LeNet-5's second convolution (6->16 channels, 5x5, 14x14 input, batch 500,
+1 thread): the event path was 1.8x to 7x slower at every density from 2% down to 0.05% (its 25
+kernel-offset ``index_add`` calls cost more than the whole dense convolution), so ``auto``
+never picks it on CPU; ``mode="event"`` still runs it."""
 
 Mode = Literal["auto", "dense", "event"]
 
