@@ -378,6 +378,24 @@ class Params(Section):
     report: ReportConfig = ReportConfig()
 
 
+class _ParamsLoader(yaml.SafeLoader):
+    """YAML 1.2 core-schema scalars, as DVC (ruamel.yaml) reads params.yaml and rewrites it on
+    ``dvc exp run -S``: only true/false are booleans (yes/no/on/off stay words, quoted or not)
+    and ``1e-4`` is a float."""
+
+
+_ParamsLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
 class ParamsError(Exception):
     """A params.yaml value is invalid; ``str()`` is the one-line message."""
 
@@ -389,7 +407,7 @@ def _format_location(loc: tuple[Any, ...]) -> str:
             path += f"[{part}]"
         elif isinstance(part, str) and part.startswith(("function-after", "function-before")):
             continue
-        elif part in ("literal", "str", "int", "float", "bool", "list", "dict"):
+        elif part in ("literal", "str", "int", "float", "bool", "list", "dict", "[key]"):
             continue
         else:
             path += f".{part}" if path else str(part)
@@ -434,7 +452,7 @@ def read_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     if not path.exists():
         raise ParamsError(f"{path}: file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_ParamsLoader)
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     return validate_params(raw, str(path))

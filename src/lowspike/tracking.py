@@ -10,8 +10,11 @@ cannot write, the stage goes on and prints one warning.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +28,7 @@ T = TypeVar("T")
 
 STUDY_EXPERIMENTS = {"regularization": "regularization", "distillation": "distillation"}
 _RETRIES = 8
+_LOCKED = re.compile(r"database (?:table )?is locked", re.IGNORECASE)
 
 
 def repo_root() -> Path:
@@ -65,11 +69,28 @@ def _with_retry(action: Callable[[], T]) -> T:
         try:
             return action()
         except Exception as exc:  # noqa: BLE001 - MLflow wraps sqlite errors in several types
-            if "locked" not in str(exc).lower() or attempt == _RETRIES - 1:
+            if not _LOCKED.search(str(exc)) or attempt == _RETRIES - 1:
                 raise
             time.sleep(delay * (1.0 + random.random()))
             delay *= 2
     raise RuntimeError("unreachable")
+
+
+@contextlib.contextmanager
+def _first_use_lock(uri: str):
+    """Hold an exclusive lock on ``<store>.lock`` while a process opens a SQLite store: MLflow
+    creates and migrates the tables on first use, and two stages doing that at once (``dvc queue
+    start -j 2`` on a fresh store) collide with "duplicate column name"."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///"):])
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Run:
@@ -105,8 +126,9 @@ class Run:
             from mlflow.tracking import MlflowClient
 
         uri = tracking_uri(self.cfg)
-        self.client = MlflowClient(tracking_uri=uri)
-        experiment_id = ensure_experiment(self.client, f"{self.cfg.experiment_prefix}-{self.study}")
+        with _first_use_lock(uri):
+            self.client = MlflowClient(tracking_uri=uri)
+            experiment_id = ensure_experiment(self.client, f"{self.cfg.experiment_prefix}-{self.study}")
         tags = {**default_tags(), **self.tags}
         run = self.client.create_run(experiment_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
@@ -129,7 +151,7 @@ class Run:
         items = [
             Metric(k, float(v), now, step or 0)
             for k, v in flatten(metrics).items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(float(v)) != float("inf")
+            if isinstance(v, (int, float)) and v == v and abs(float(v)) != float("inf")  # True/False -> 1/0
         ]
 
         def action() -> None:

@@ -95,6 +95,18 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _read_checkpoint(path: Path) -> dict:
+    """The resume checkpoint at ``path``, or ``{}`` (train from scratch, one warning) when it
+    cannot be read: a damaged checkpoint must not fail every later run of the stage."""
+    try:
+        saved = load_torch(path)
+    except Exception as exc:  # noqa: BLE001 - torch.load raises several types on a damaged file
+        print(f"warning: ignoring unreadable checkpoint {path} ({type(exc).__name__}); training from scratch",
+              file=sys.stderr)
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
 @torch.inference_mode()
 def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: SplitTensors, batch_size: int) -> dict[str, float]:
     """Mean loss, accuracy and extras of ``loss_fn`` over ``data`` (no augmentation)."""
@@ -142,7 +154,7 @@ def fit(
 
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     if checkpoint_path is not None and checkpoint_path.exists():
-        saved = load_torch(checkpoint_path)
+        saved = _read_checkpoint(checkpoint_path)
         if saved.get("fingerprint") == fingerprint:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])

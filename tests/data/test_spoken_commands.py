@@ -1,17 +1,20 @@
-"""The synthesized spoken-commands set: GSC layout, determinism, reuse."""
+"""The synthesized spoken-commands set: GSC layout, exact determinism, reuse, audible unclipped words."""
 
 import json
+import time
 
 import numpy as np
 import soundfile
 
 from lowspike.config import validate_params
 from lowspike.data import load_raw
+from lowspike.data import spoken_commands as sc
 
 
-def _params(root, seed=0):
+def _params(root, seed=0, noise_level=0.003):
     return validate_params({"data": {"root": str(root), "seed": seed, "spoken_commands": {
-        "words": ["yes", "stop"], "clips_per_word": 3, "val_fraction": 0.34, "test_fraction": 0.34}}})
+        "words": ["yes", "stop"], "clips_per_word": 3, "val_fraction": 0.34, "test_fraction": 0.34,
+        "noise_level": noise_level}}})
 
 
 def test_writes_the_gsc_layout_and_reads_it_back(tmp_path):
@@ -20,38 +23,73 @@ def test_writes_the_gsc_layout_and_reads_it_back(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == [
         "manifest.json", "stop", "testing_list.txt", "validation_list.txt", "yes"]
     wavs = sorted(folder.glob("*/*.wav"))
-    assert len(wavs) == 6
+    assert len(wavs) == 6 and all("_nohash_" in p.name for p in wavs)
     samples, rate = soundfile.read(str(wavs[0]), dtype="int16")
-    assert rate == 16000 and samples.shape == (16000,) and np.abs(samples).max() > 3000
+    assert rate == 16000 and samples.shape == (16000,) and np.abs(samples).max() > 0.25 * 32767 - 1
     assert data.classes == ["yes", "stop"] and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert {k: len(v) for k, v in data.splits.items()} == {"train": 2, "val": 2, "test": 2}
-    val = (folder / "validation_list.txt").read_text().split()
-    assert len(val) == 2 and {line.split("/")[0] for line in val} == {"yes", "stop"}
+    for listing, split in (("validation_list.txt", "val"), ("testing_list.txt", "test")):
+        lines = (folder / listing).read_text().split()
+        assert sorted(line.split("/")[0] for line in lines) == ["stop", "yes"]  # round(0.34 * 3) = 1 per word
+        assert sorted(data.labels[data.splits[split]].tolist()) == [0, 1]
+    assert data.sample_rate == 16000 and data.preprocessing["synthesized"]["clips_per_word"] == 3
 
 
-def _names(folder):
-    return sorted(str(p.relative_to(folder)) for p in folder.glob("*/*.wav"))
-
-
-def test_same_seed_same_voices_and_splits_and_exact_reuse(tmp_path):
-    """eSpeak NG's waveforms vary by a few samples from call to call (state we cannot seed:
-    espeak_ng_SetRandSeed, srand and re-initializing do not fix it), so a seed fixes the voices,
-    rates, pitches, splits and noise, and the cached folder makes the data exact."""
+def test_same_seed_gives_identical_int16_clips(tmp_path):
     a = load_raw("spoken-commands", _params(tmp_path / "a").data)
+    other = load_raw("spoken-commands", _params(tmp_path / "c", seed=1).data)
     b = load_raw("spoken-commands", _params(tmp_path / "b").data)
-    folder_a, folder_b = tmp_path / "a" / "spoken_commands", tmp_path / "b" / "spoken_commands"
-    assert _names(folder_a) == _names(folder_b)
+    assert np.array_equal(a.inputs.numpy(), b.inputs.numpy())
+    assert {k: v.tolist() for k, v in a.splits.items()} == {k: v.tolist() for k, v in b.splits.items()}
     for listing in ("validation_list.txt", "testing_list.txt"):
-        assert (folder_a / listing).read_text() == (folder_b / listing).read_text()
-    rms_a = a.inputs.double().pow(2).mean(dim=1).sqrt()
-    rms_b = b.inputs.double().pow(2).mean(dim=1).sqrt()
-    assert np.allclose(rms_a.numpy(), rms_b.numpy(), rtol=0.15)
-    again = load_raw("spoken-commands", _params(tmp_path / "a").data)
-    assert np.array_equal(a.inputs.numpy(), again.inputs.numpy())
-    manifest = tmp_path / "a" / "spoken_commands" / "manifest.json"
+        assert ((tmp_path / "a" / "spoken_commands" / listing).read_text()
+                == (tmp_path / "b" / "spoken_commands" / listing).read_text())
+    assert not np.array_equal(a.inputs.numpy(), other.inputs.numpy())
+
+
+def test_a_clip_does_not_depend_on_what_was_spoken_before():
+    """eSpeak NG keeps flutter phase and gain state in static variables; a fresh library per
+    makes the same call give the same samples whatever came before; the breath noise of ``+f2``
+    is seeded, not taken from the clock."""
+    for request in (("yes", "en-us", 150, 50, 50), ("stop", "en-gb-scotland+f2", 184, 34, 32)):
+        first = sc.speak(*request)
+        sc.speak("stop", "en-gb-x-rp+f5", 200, 30, 80)
+        sc.speak("seven", "en-us+m3", 120, 70, 20)
+        time.sleep(1.05)  # eSpeak NG would reseed its noise from time(NULL)
+        assert first.dtype == np.int16 and first.shape[0] > 0.3 * sc.ESPEAK_RATE
+        assert np.array_equal(first, sc.speak(*request))
+
+
+def test_the_folder_is_reused_and_rebuilt_when_settings_change(tmp_path):
+    first = load_raw("spoken-commands", _params(tmp_path).data)
+    manifest = tmp_path / "spoken_commands" / "manifest.json"
     stamp = manifest.stat().st_mtime_ns
-    load_raw("spoken-commands", _params(tmp_path / "a").data)
-    assert manifest.stat().st_mtime_ns == stamp  # reused, not synthesized again
-    assert json.loads(manifest.read_text())["clips_per_word"] == 3
-    load_raw("spoken-commands", _params(tmp_path / "c", seed=1).data)
-    assert _names(tmp_path / "c" / "spoken_commands") != _names(folder_a)
+    load_raw("spoken-commands", _params(tmp_path).data)
+    assert manifest.stat().st_mtime_ns == stamp
+    louder = load_raw("spoken-commands", _params(tmp_path, noise_level=0.02).data)
+    assert json.loads(manifest.read_text())["noise_level"] == 0.02
+    assert not np.array_equal(first.inputs.numpy(), louder.inputs.numpy())
+    assert not (tmp_path / "spoken_commands.partial").exists()
+
+
+def _replayed_peak(seed):
+    rng = np.random.default_rng(seed)
+    sc.draw_request("yes", rng)
+    return rng.uniform(*sc.PEAK_RANGE)
+
+
+def test_the_word_is_whole_and_peaks_at_the_drawn_level():
+    clip, voice = sc.synthesize_clip("yes", np.random.default_rng([0, 1, 2]), noise_level=0.0)
+    assert clip.dtype == np.int16 and clip.shape == (16000,)
+    assert voice.split("+")[0] in sc.VOICES
+    assert np.abs(clip.astype(np.int32)).max() == round(_replayed_peak([0, 1, 2]) * 32767)
+    spoken = np.flatnonzero(clip)
+    assert 0.3 * 16000 < spoken[-1] - spoken[0] + 1 <= sc.MAX_SPEECH_SAMPLES
+
+
+def test_speech_longer_than_the_limit_is_sped_up_not_cut():
+    long_text = "backward forward follow"
+    rng = np.random.default_rng(5)
+    clip, _ = sc.synthesize_clip(long_text, rng, noise_level=0.0)
+    spoken = np.flatnonzero(clip)
+    assert sc.MAX_SPEECH_SAMPLES - 40 <= spoken[-1] - spoken[0] + 1 <= sc.MAX_SPEECH_SAMPLES

@@ -1,20 +1,27 @@
-"""The offline audio default: spoken keywords synthesized in-process with eSpeak NG.
+"""The offline audio default: spoken keywords synthesized with eSpeak NG, no network needed.
 
 The eSpeak NG library shipped in the PyPI package ``espeakng-loader`` is driven through ctypes
-(synchronous output at 22,050 Hz, the end-pause flag set, the callback kept referenced). Each
-clip draws a voice (several English accents and voice variants), a speaking rate, a pitch and
-a pitch range from a generator seeded by ``(data.seed, word, clip)``; it is resampled to
-16 kHz, scaled to a random peak level, placed at a random offset inside 1 s and mixed with
-Gaussian noise (``noise_level``, relative to full scale). The clips are written as int16 WAVs
-in the exact Speech Commands layout (``<word>/<voice>_nohash_<n>.wav`` plus
-``validation_list.txt`` and ``testing_list.txt``, split per word) under
-``<data.root>/spoken_commands/``, and read back by the ``gsc`` reader unchanged. A folder made
-with the same settings is reused.
+(synchronous output at 22,050 Hz, the end-pause flag set, the callback kept referenced while the
+library is loaded). Each clip draws a voice (eight English accents x thirteen voice variants), a
+speaking rate, a pitch and a pitch range from a generator seeded by ``(data.seed, word, clip)``;
+the leading and trailing silence is trimmed, the speech is resampled to 16 kHz (and sped up to
+fit when it is longer than 0.9 s), scaled to a random peak level in [0.25, 0.9] of full scale,
+placed at a random offset inside 1 s and mixed with Gaussian noise of standard deviation
+``noise_level`` (relative to full scale). The clips are written as int16 WAVs in the exact Speech
+Commands layout (``<word>/<voice>_nohash_<n>.wav`` plus ``validation_list.txt`` and
+``testing_list.txt``, ``val_fraction`` and ``test_fraction`` of the clips of each word) under
+``<data.root>/spoken_commands/``, and read back by the ``gsc`` reader unchanged. A folder whose
+``manifest.json`` holds the same settings is reused; any other is synthesized again.
 
-Determinism: the seed fixes every voice, rate, pitch, split and noise draw, but eSpeak NG's own
-waveforms differ by a few samples from call to call (internal state that neither
-``espeak_ng_SetRandSeed``, ``srand`` nor re-initializing resets), so the cached folder, not a
-re-synthesis, is what makes a dataset exact; its content hash is recorded in ``dataset.json``.
+Determinism: eSpeak NG keeps synthesis state in static variables that no API call resets (the
+pitch-flutter phase of ``AdvanceParameters``, the automatic gain control of ``Wavegen``), so the
+same call gives different samples depending on what was spoken before; and
+``espeak_Initialize`` seeds the generator of its breath noise (voices such as ``+f2``) with
+``time(NULL)``. :func:`speak` therefore loads the library afresh for every clip (``dlopen``,
+``espeak_Initialize``, ``espeak_ng_SetRandSeed(0)`` and ``srand(0)``, ``espeak_Synth``,
+``espeak_Terminate``, ``dlclose``: about 6 ms), and every other draw of a clip comes from
+``default_rng([seed, crc32(word), clip])``: a clip is a pure function of ``(seed, word, clip)``,
+the same seed gives identical int16 samples in any order and any process.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import ctypes
 import json
 import shutil
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,107 +42,149 @@ from .base import RawDataset
 
 ESPEAK_RATE = 22050
 AUDIO_OUTPUT_SYNCHRONOUS = 2
+ESPEAK_INITIALIZE_DONT_EXIT = 0x8000
 POS_CHARACTER = 1
 ESPEAK_CHARS_AUTO = 0
 ESPEAK_ENDPAUSE = 0x1000
 PARAM_RATE, PARAM_PITCH, PARAM_RANGE = 1, 3, 4
-VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan")
-VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
-FORMAT_VERSION = 1
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_LOCK = threading.Lock()
 
 
-class Synthesizer:
-    """One process-wide eSpeak NG instance (the library keeps global state)."""
+def _libc() -> ctypes.CDLL:
+    import ctypes.util
 
-    _instance: "Synthesizer | None" = None
-    _lock = threading.Lock()
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.srand.argtypes = [ctypes.c_uint]
+    return libc
 
-    def __init__(self) -> None:
-        import espeakng_loader
 
-        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        self.lib.espeak_Initialize.restype = ctypes.c_int
-        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self.lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
-        self.lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                          ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint),
-                                          ctypes.c_void_p]
-        data_parent = str(Path(espeakng_loader.get_data_path()).parent).encode()
-        rate = self.lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, 0)
-        if rate != ESPEAK_RATE:
-            raise RuntimeError(f"eSpeak NG failed to initialize (returned {rate})")
-        self._chunks: list[np.ndarray] = []
-        self._callback = _CALLBACK(self._collect)  # referenced for the library's lifetime
-        self.lib.espeak_SetSynthCallback(self._callback)
+def speak(text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> np.ndarray:
+    """int16 samples at 22,050 Hz of ``text`` spoken by a freshly loaded eSpeak NG."""
+    import _ctypes
 
-    @classmethod
-    def get(cls) -> "Synthesizer":
-        with cls._lock:
-            if cls._instance is None:
-                cls._instance = Synthesizer()
-            return cls._instance
+    import espeakng_loader
 
-    def _collect(self, wav, count, events) -> int:
+    data_parent = str(Path(espeakng_loader.get_data_path()).parent).encode()
+    chunks: list[np.ndarray] = []
+
+    def collect(wav, count, events) -> int:
         if count > 0:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         return 0
 
-    def speak(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> np.ndarray:
-        """int16 samples at 22,050 Hz."""
-        with self._lock:
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+    callback = _CALLBACK(collect)
+    with _LOCK:
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        initialized = False
+        try:
+            lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+            lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+            lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+            lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+            lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+            lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+                                         ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint),
+                                         ctypes.c_void_p]
+            sample_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent,
+                                                ESPEAK_INITIALIZE_DONT_EXIT)
+            if sample_rate != ESPEAK_RATE:
+                raise RuntimeError(f"eSpeak NG failed to initialize from {data_parent.decode()} "
+                                   f"(returned {sample_rate})")
+            initialized = True
+            lib.espeak_SetSynthCallback(callback)
+            if lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise ValueError(f"eSpeak NG has no voice {voice!r}")
-            self.lib.espeak_SetParameter(PARAM_RATE, rate, 0)
-            self.lib.espeak_SetParameter(PARAM_PITCH, pitch, 0)
-            self.lib.espeak_SetParameter(PARAM_RANGE, pitch_range, 0)
-            self._chunks = []
+            lib.espeak_SetParameter(PARAM_RATE, rate, 0)
+            lib.espeak_SetParameter(PARAM_PITCH, pitch, 0)
+            lib.espeak_SetParameter(PARAM_RANGE, pitch_range, 0)
+            lib.espeak_ng_SetRandSeed(0)
+            _libc().srand(0)
             data = text.encode()
-            status = self.lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0,
-                                           ESPEAK_CHARS_AUTO | ESPEAK_ENDPAUSE, None, None)
+            status = lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0,
+                                      ESPEAK_CHARS_AUTO | ESPEAK_ENDPAUSE, None, None)
             if status != 0:
                 raise RuntimeError(f"eSpeak NG failed on {text!r} (error {status})")
-            return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
+        finally:
+            if initialized:
+                lib.espeak_Terminate()
+            _ctypes.dlclose(lib._handle)
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
 
-def _trim_silence(samples: np.ndarray, threshold: int = 200) -> np.ndarray:
+VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan",
+          "en-gb-x-gbcwmd")
+VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
+RATE_RANGE = (110, 230)  # words per minute
+PITCH_RANGE = (15, 85)  # eSpeak's 0-99 scale
+PITCH_SPREAD = (20, 90)
+PEAK_RANGE = (0.25, 0.9)
+MAX_SPEECH_SAMPLES = 14400  # 0.9 s at 16 kHz
+SILENCE_THRESHOLD = 200  # int16
+FORMAT_VERSION = 2
+
+
+def trim_silence(samples: np.ndarray, threshold: int = SILENCE_THRESHOLD) -> np.ndarray:
+    """The span from the first to the last sample louder than ``threshold`` (all when none is)."""
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > threshold)
     return samples[loud[0]:loud[-1] + 1] if loud.size else samples
 
 
-def synthesize_clip(word: str, rng: np.random.Generator, noise_level: float) -> tuple[np.ndarray, str]:
-    """One 1 s int16 clip at 16 kHz of ``word`` and the name of the voice that spoke it."""
-    import torch
-    import torchaudio.functional
-
+def draw_request(word: str, rng: np.random.Generator) -> tuple[str, str, int, int, int]:
+    """``(text, voice, rate, pitch, pitch_range)`` of one clip: the first draws of its generator."""
     voice = VOICES[rng.integers(len(VOICES))]
     variant = VARIANTS[rng.integers(len(VARIANTS))]
     name = f"{voice}+{variant}" if variant else voice
-    raw = Synthesizer.get().speak(word, name, rate=int(rng.integers(110, 230)), pitch=int(rng.integers(15, 85)),
-                                  pitch_range=int(rng.integers(20, 90)))
-    speech = torch.from_numpy(_trim_silence(raw).astype(np.float32) / 32768.0)
-    speech = torchaudio.functional.resample(speech, ESPEAK_RATE, gsc.SAMPLE_RATE).numpy()
-    speech = speech[: gsc.CLIP_SAMPLES]
+    return (word, name, int(rng.integers(*RATE_RANGE)), int(rng.integers(*PITCH_RANGE)),
+            int(rng.integers(*PITCH_SPREAD)))
+
+
+def finish_clip(raw: np.ndarray, rng: np.random.Generator, noise_level: float) -> np.ndarray:
+    """One 1 s int16 clip at 16 kHz from eSpeak's 22,050 Hz output ``raw`` (the later draws of ``rng``).
+
+    ``clip = peak * s / max|s|`` placed at a uniform offset, plus ``noise_level * N(0, 1)``,
+    rounded to int16 (``* 32767``, saturated), where ``s`` is the trimmed speech resampled to
+    16 kHz and, beyond ``MAX_SPEECH_SAMPLES``, resampled further to that length.
+    """
+    import torch
+    import torchaudio.functional
+
+    speech = torch.from_numpy(trim_silence(raw).astype(np.float32) / 32768.0)
+    target_rate = gsc.SAMPLE_RATE
+    fitted_length = round(speech.shape[0] * gsc.SAMPLE_RATE / ESPEAK_RATE)
+    if fitted_length > MAX_SPEECH_SAMPLES:
+        target_rate = int(gsc.SAMPLE_RATE * MAX_SPEECH_SAMPLES / fitted_length)
+    speech = torchaudio.functional.resample(speech, ESPEAK_RATE, target_rate).numpy()[:MAX_SPEECH_SAMPLES]
     peak = float(np.abs(speech).max()) or 1.0
-    speech = speech / peak * rng.uniform(0.25, 0.9)
+    speech = speech / peak * rng.uniform(*PEAK_RANGE)
     clip = np.zeros(gsc.CLIP_SAMPLES, dtype=np.float64)
     offset = int(rng.integers(0, gsc.CLIP_SAMPLES - speech.shape[0] + 1))
     clip[offset:offset + speech.shape[0]] = speech
     clip += noise_level * rng.standard_normal(gsc.CLIP_SAMPLES)
-    return np.clip(np.rint(clip * 32767.0), -32768, 32767).astype(np.int16), name
+    return np.clip(np.rint(clip * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def synthesize_clip(word: str, rng: np.random.Generator, noise_level: float) -> tuple[np.ndarray, str]:
+    """One clip of ``word`` spoken in this process, and the voice that spoke it."""
+    request = draw_request(word, rng)
+    return finish_clip(speak(*request), rng, noise_level), request[1]
 
 
 def _settings(cfg: SpokenCommandsConfig, seed: int) -> dict:
     return {"format_version": FORMAT_VERSION, "seed": seed, "voices": list(VOICES), "variants": list(VARIANTS),
-            **cfg.model_dump()}
+            "rate": list(RATE_RANGE), "pitch": list(PITCH_RANGE), "pitch_range": list(PITCH_SPREAD),
+            "peak": list(PEAK_RANGE), "max_speech_samples": MAX_SPEECH_SAMPLES, **cfg.model_dump()}
 
 
-def write_folder(folder: Path, cfg: SpokenCommandsConfig, seed: int, progress: bool = False) -> Path:
+def write_folder(folder: Path, cfg: SpokenCommandsConfig, seed: int, progress: bool | None = None) -> Path:
     """Synthesize every clip into ``folder`` in the Speech Commands layout (reused when the
-    manifest matches the settings). The folder is built beside and renamed into place."""
+    manifest matches the settings). The folder is built beside and renamed into place.
+
+    Clip ``n`` of ``word`` draws everything from ``default_rng([seed, crc32(word), n])``; the
+    val/test clips of a word are the first ``round(val_fraction * clips)`` and next
+    ``round(test_fraction * clips)`` of ``default_rng([seed, crc32(word)]).permutation(clips)``.
+    ``progress=None`` shows a bar only on a terminal."""
     import soundfile
     from tqdm.auto import tqdm
 
@@ -146,18 +196,21 @@ def write_folder(folder: Path, cfg: SpokenCommandsConfig, seed: int, progress: b
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     lists: dict[str, list[str]] = {"val": [], "test": []}
-    bar = tqdm(total=len(cfg.words) * cfg.clips_per_word, desc="synthesize spoken-commands", disable=not progress)
-    for word_index, word in enumerate(cfg.words):
+    bar = tqdm(total=len(cfg.words) * cfg.clips_per_word, desc="synthesize spoken-commands",
+               disable=None if progress is None else not progress)
+    for word in cfg.words:
         (staging / word).mkdir(parents=True)
-        order = np.random.default_rng([seed, word_index]).permutation(cfg.clips_per_word)
+        word_key = zlib.crc32(word.encode())
+        order = np.random.default_rng([seed, word_key]).permutation(cfg.clips_per_word)
         n_val = int(round(cfg.val_fraction * cfg.clips_per_word))
         n_test = int(round(cfg.test_fraction * cfg.clips_per_word))
         split = {int(i): "val" for i in order[:n_val]} | {int(i): "test" for i in order[n_val:n_val + n_test]}
-        for clip_index in range(cfg.clips_per_word):
-            rng = np.random.default_rng([seed, word_index, clip_index])
-            clip, voice = synthesize_clip(word, rng, cfg.noise_level)
-            filename = f"{voice.replace('+', '-')}_nohash_{clip_index}.wav"
-            soundfile.write(str(staging / word / filename), clip, gsc.SAMPLE_RATE, subtype="PCM_16")
+        rngs = [np.random.default_rng([seed, word_key, n]) for n in range(cfg.clips_per_word)]
+        requests = [draw_request(word, rng) for rng in rngs]
+        for clip_index, (request, rng, raw) in enumerate(zip(requests, rngs, (speak(*r) for r in requests))):
+            filename = f"{request[1].replace('+', '-')}_nohash_{clip_index}.wav"
+            soundfile.write(str(staging / word / filename), finish_clip(raw, rng, cfg.noise_level),
+                            gsc.SAMPLE_RATE, subtype="PCM_16")
             if clip_index in split:
                 lists[split[clip_index]].append(f"{word}/{filename}")
             bar.update()
@@ -170,7 +223,7 @@ def write_folder(folder: Path, cfg: SpokenCommandsConfig, seed: int, progress: b
     return folder
 
 
-def load(cfg: DataConfig, progress: bool = False) -> RawDataset:
+def load(cfg: DataConfig, progress: bool | None = None) -> RawDataset:
     folder = write_folder(Path(cfg.root) / "spoken_commands", cfg.spoken_commands, cfg.seed, progress)
     return gsc.read_folder(folder, tuple(cfg.spoken_commands.words), "spoken-commands",
                            {"synthesized": _settings(cfg.spoken_commands, cfg.seed)})
