@@ -32,7 +32,7 @@ def main() -> int:
                                                     step=record["epoch"]),
             progress=runtime.show_progress(),
         )
-        run.log_metrics({"best_val_loss": summary["best_val_loss"], "val_accuracy": summary["val_accuracy"],
+        run.log_metrics({"best_val_loss": summary["best_val_loss"], "best_val_accuracy": summary["val_accuracy"],
                          "epochs_run": summary["epochs_run"], "diverged": summary["status"] == "diverged"})
     runtime.announce(f"train_dnn {point.dataset}/{point.arch}/{point.name}",
                      f"status {summary['status']}, val accuracy {summary['val_accuracy']}, "

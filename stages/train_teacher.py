@@ -28,7 +28,8 @@ def main() -> int:
                                                     step=record["epoch"]),
             progress=runtime.show_progress(),
         )
-        run.log_metrics({k: summary[k] for k in ("accuracy", "val_accuracy", "parameters", "epochs_run")})
+        run.log_metrics({"accuracy": summary["accuracy"], "best_val_accuracy": summary["val_accuracy"],
+                         "parameters": summary["parameters"], "epochs_run": summary["epochs_run"]})
     runtime.announce(f"train_teacher {args.dataset}",
                      f"{setup.teacher} ({summary['parameters']:,} params): test accuracy {summary['accuracy']:.4f}")
     return 0
