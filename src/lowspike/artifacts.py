@@ -66,6 +66,21 @@ def write_text(target: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_csv(target: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """``rows`` as CSV with a header; ``columns`` defaults to every key in order of first
+    appearance, keys outside ``columns`` are left out, and missing or None cells are empty."""
+    import csv
+    import io
+
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(target, buffer.getvalue())
+
+
 def save_torch(target: str | Path, obj: Any) -> None:
     """``torch.save`` through a temporary file and a rename."""
     with atomic_path(target) as tmp:

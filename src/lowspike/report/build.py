@@ -11,11 +11,9 @@ Every file is written atomically; figures left from an earlier run with other pa
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
-from ..artifacts import atomic_path, write_text
+from ..artifacts import atomic_path, write_csv, write_text
 from ..config import Params
 from . import distillation, regularization
 from .common import Context, load_results
@@ -24,15 +22,6 @@ from .html import to_html
 
 FIGURE_DIR = "figures"
 PLOT_DIR = "plots"
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-    return buffer.getvalue()
 
 
 def _write_bytes(target: Path, data: bytes) -> None:
@@ -69,6 +58,6 @@ def write_reports(params: Params, conversion_dir: str | Path = "results/conversi
         if stale.suffix in (".png", ".svg") and stale not in figures:
             stale.unlink()
     for name, rows in {**reg_plots, **dist_plots}.items():
-        write_text(out_dir / PLOT_DIR / f"{name}.csv", _csv(rows))
+        write_csv(out_dir / PLOT_DIR / f"{name}.csv", rows)
     return (f"{len(reg_doc.tables)} + {len(dist_doc.tables)} tables, {len(reg_doc.figures)} + "
             f"{len(dist_doc.figures)} figures ({', '.join(ctx.formats)}) in {out_dir}")

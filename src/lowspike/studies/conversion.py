@@ -390,10 +390,7 @@ def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False
 
 def write_aggregate(params: Params, out_dir: str | Path) -> str:
     """Write results.json, results.csv and the DVC metrics file summary.json."""
-    import csv
-    import io
-
-    from ..artifacts import write_text
+    from ..artifacts import write_csv
 
     out_dir = Path(out_dir)
     result = aggregate(params)
@@ -401,11 +398,7 @@ def write_aggregate(params: Params, out_dir: str | Path) -> str:
     columns = ["dataset", "arch", "point", "regularizer", "lambda", "status", "dnn_accuracy", "snn_accuracy",
                "spikes", "eflops", "synops", "spikes_change_pct", "eflops_change_pct", "synops_change_pct",
                "dnn_accuracy_delta_pts", "snn_accuracy_delta_pts"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(result["rows"])
-    write_text(out_dir / "results.csv", buffer.getvalue())
+    write_csv(out_dir / "results.csv", result["rows"], columns)
     summary: dict[str, Any] = {}
     for row in result["rows"]:
         if row["point"] == BASELINE and row.get("status") == "ok":

@@ -460,10 +460,7 @@ def best_per_method(configurations: list[dict], dataset: str, max_accuracy_loss:
 def write_aggregate(params: Params, out_dir: str | Path) -> str:
     """Write results.json (rows, configurations, teachers, Table III selections), results.csv
     and the DVC metrics file summary.json."""
-    import csv
-    import io
-
-    from ..artifacts import write_text
+    from ..artifacts import write_csv
 
     out_dir = Path(out_dir)
     result = aggregate(params)
@@ -473,11 +470,7 @@ def write_aggregate(params: Params, out_dir: str | Path) -> str:
     write_json(out_dir / "results.json", result)
     columns = ["dataset", "run", "method", "seed", "status", "accuracy", "total_spikes", "spikerate",
                "delta_accuracy", "delta_spikerate"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(result["rows"])
-    write_text(out_dir / "results.csv", buffer.getvalue())
+    write_csv(out_dir / "results.csv", result["rows"], columns)
     summary: dict[str, Any] = {}
     for teacher in result["teachers"]:
         summary[f"{teacher['dataset']}/teacher"] = {k: teacher.get(k) for k in ("accuracy", "parameters")}
