@@ -33,7 +33,8 @@ def main() -> int:
             progress=runtime.show_progress(),
         )
         run.log_metrics({"best_val_loss": summary["best_val_loss"], "best_val_accuracy": summary["val_accuracy"],
-                         "epochs_run": summary["epochs_run"], "diverged": summary["status"] == "diverged"})
+                         "epochs_run": summary["epochs_run"], "train_seconds": summary["train_seconds"],
+                         "diverged": summary["status"] == "diverged"})
     runtime.announce(f"train_dnn {point.dataset}/{point.arch}/{point.name}",
                      f"status {summary['status']}, val accuracy {summary['val_accuracy']}, "
                      f"{summary['epochs_run']} epochs")

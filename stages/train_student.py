@@ -42,7 +42,8 @@ def main() -> int:
             progress=runtime.show_progress(),
         )
         run.log_metrics({"best_val_accuracy": summary["val_accuracy"], "best_val_spikerate": summary["val_spikerate"],
-                         "epochs_run": summary["epochs_run"], "diverged": summary["status"] == "diverged"})
+                         "epochs_run": summary["epochs_run"], "train_seconds": summary["train_seconds"],
+                         "diverged": summary["status"] == "diverged"})
     runtime.announce(f"train_student {run_spec.dataset}/{run_spec.name}/seed{run_spec.seed}",
                      f"status {summary['status']}, val accuracy {summary['val_accuracy']}, "
                      f"val spikerate {summary['val_spikerate']}")

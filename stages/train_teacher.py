@@ -29,7 +29,8 @@ def main() -> int:
             progress=runtime.show_progress(),
         )
         run.log_metrics({"accuracy": summary["accuracy"], "best_val_accuracy": summary["val_accuracy"],
-                         "parameters": summary["parameters"], "epochs_run": summary["epochs_run"]})
+                         "parameters": summary["parameters"], "epochs_run": summary["epochs_run"],
+                         "train_seconds": summary["train_seconds"]})
     runtime.announce(f"train_teacher {args.dataset}",
                      f"{setup.teacher} ({summary['parameters']:,} params): test accuracy {summary['accuracy']:.4f}")
     return 0

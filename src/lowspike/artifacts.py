@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -81,10 +82,26 @@ def write_csv(target: str | Path, rows: list[dict], columns: list[str] | None = 
     write_text(target, buffer.getvalue())
 
 
-def save_torch(target: str | Path, obj: Any) -> None:
-    """``torch.save`` through a temporary file and a rename."""
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save`` of ``obj`` into memory: the same object gives the same bytes.
+
+    ``torch.save`` to a path stores that file's name inside the archive, so saving through a
+    randomly named temporary file made every run's bytes differ (and DVC re-ran everything
+    downstream). An in-memory buffer has no name: the archive root is always ``archive``.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def write_bytes(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(data)
+
+
+def save_torch(target: str | Path, obj: Any) -> None:
+    """``torch.save`` into memory, then written atomically: byte-identical for equal objects."""
+    write_bytes(target, torch_bytes(obj))
 
 
 def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
