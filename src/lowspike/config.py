@@ -257,6 +257,9 @@ class StudentSetup(Section):
     timesteps: PosInt
     student_width: PosFloat = 1.0
     teacher_width: PosFloat = 1.0
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """bfloat16: convolutions and linear layers of student and teacher under bfloat16 autocast
+    (membranes, spikes, losses stay float32)."""
     student_train: TrainConfig
     teacher_train: TrainConfig
 

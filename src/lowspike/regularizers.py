@@ -121,10 +121,10 @@ def _norm_per_sample(x: torch.Tensor, norm: str) -> torch.Tensor:
     ``sum_i t_i^2`` (Eq. 7); ``l2``: ``sqrt(sum_i t_i^2)`` (Eq. 8), the sum running over the
     timesteps and the neurons of the layer.
     """
-    per_sample = x.transpose(0, 1).reshape(x.shape[1], -1)
+    others = [0, *range(2, x.dim())]  # a reduction over every dim but the batch, without a transposed copy
     if norm == "l1":
-        return per_sample.sum(dim=1)
-    squares = per_sample.pow(2).sum(dim=1)
+        return x.sum(dim=others)
+    squares = x.square().sum(dim=others)
     if norm == "l2sq":
         return squares
     if norm == "l2":

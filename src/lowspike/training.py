@@ -60,6 +60,13 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def autocast(precision: str, device: torch.device | str):
+    """The autocast context of ``precision`` (``float32``: none; ``bfloat16``: matrix products and
+    convolutions in bfloat16, accumulated in float32 by oneDNN / cuDNN)."""
+    device_type = torch.device(device).type
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

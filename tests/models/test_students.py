@@ -101,3 +101,46 @@ def test_unknown_names_are_refused():
         build_student("alexnet", input_shape=(1, 28, 28), num_classes=10)
     with pytest.raises(KeyError, match="allowed"):
         build_teacher("alexnet", input_shape=(1, 28, 28), num_classes=10)
+
+
+STUDENT_CASES = [
+    ("scnn", (1, 28, 28), {"neuron": "if", "timesteps": 5, "width": 0.5}),
+    ("sres8", (1, 10, 49), {"neuron": "lif", "beta": 0.5, "timesteps": 4, "width": 0.5}),
+    ("svgg11", (3, 32, 32), {"neuron": "lif", "beta": 0.5, "timesteps": 3, "width": 0.0625}),
+]
+
+
+def _run_and_differentiate(model, x, labels):
+    out = model(x)
+    loss = F.cross_entropy(out.logits, labels) + sum(s.mean() for s in out.spikes)
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return out, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid", "triangular"])
+@pytest.mark.parametrize("name,shape,options", STUDENT_CASES, ids=[c[0] for c in STUDENT_CASES])
+def test_fused_neurons_train_the_same_student_as_snntorch(name, shape, options, surrogate):
+    """Every student with the fused neurons against the same weights run through snntorch.Leaky
+    step by step: identical spikes, parameter gradients equal within float32 rounding."""
+    from lowspike.models.spiking import SpikingNeurons
+
+    torch.manual_seed(0)
+    model = build_student(name, input_shape=shape, num_classes=10, surrogate=surrogate, **options)
+    x = torch.rand(4, *shape) * 2.0
+    labels = torch.tensor([0, 1, 2, 3])
+    model.train()
+    fused_out, fused_grads = _run_and_differentiate(model, x, labels)
+    for module in model.modules():
+        if isinstance(module, SpikingNeurons):
+            module.fused = False
+    reference_out, reference_grads = _run_and_differentiate(model, x, labels)
+    assert sum(float(s.detach().sum()) for s in reference_out.spikes) > 0
+    for fused, reference in zip(fused_out.spikes, reference_out.spikes):
+        assert torch.equal(fused, reference)
+    torch.testing.assert_close(fused_out.logits, reference_out.logits, rtol=0, atol=0)
+    assert fused_grads.keys() == reference_grads.keys()
+    for key in fused_grads:  # float32 rounding, relative to the gradient's scale (sums cancel)
+        scale = float(reference_grads[key].abs().max())
+        torch.testing.assert_close(fused_grads[key], reference_grads[key], rtol=1e-4, atol=1e-5 * max(scale, 1.0),
+                                   msg=key)

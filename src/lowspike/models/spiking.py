@@ -14,19 +14,19 @@ logits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import snntorch
 import torch
-from snntorch import surrogate
 from torch import nn
 
-SURROGATES: dict[str, Callable[[], Callable]] = {
-    "atan": lambda: surrogate.atan(alpha=2.0),
-    "fast_sigmoid": lambda: surrogate.fast_sigmoid(slope=25),
-    "sigmoid": lambda: surrogate.sigmoid(slope=25),
-    "triangular": lambda: surrogate.triangular(threshold=1),
-}
+from ..snn.leaky import Current, Repeated, leaky_reference, multistep_leaky
+from ..snn.surrogates import SURROGATE_DERIVATIVES, snntorch_surrogate
+
+SURROGATES: dict[str, Callable[[], Callable]] = {name: partial(snntorch_surrogate, name)
+                                                 for name in SURROGATE_DERIVATIVES}
+"""snntorch spike functions by params name (``distillation.surrogate``), for the reference path."""
 
 
 @dataclass
@@ -65,6 +65,10 @@ class SpikingNeurons(nn.Module):
 
     (snntorch fires on U > theta strictly). ``beta = 1`` is the IF neuron, ``beta < 1`` the LIF
     neuron. The backward pass of H is the chosen surrogate (``atan`` by default).
+
+    By default the T steps run fused (:func:`lowspike.snn.leaky.multistep_leaky`: one autograd
+    node, spikes identical to snntorch's); ``fused = False`` runs the reference loop of
+    ``snntorch.Leaky`` calls through :attr:`neuron` (the tests and NeuroBench use it).
     """
 
     def __init__(self, beta: float = 1.0, surrogate_name: str = "atan", threshold: float = 1.0):
@@ -72,18 +76,18 @@ class SpikingNeurons(nn.Module):
         if surrogate_name not in SURROGATES:
             raise KeyError(f"unknown surrogate {surrogate_name!r}; allowed: {sorted(SURROGATES)}")
         self.beta = float(beta)
+        self.threshold = float(threshold)
+        self.surrogate_name = surrogate_name
+        self.fused = True
         self.neuron = snntorch.Leaky(beta=self.beta, threshold=threshold, spike_grad=SURROGATES[surrogate_name](),
                                      reset_mechanism="subtract")
 
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
-        """Spikes ``[T, B, ...]`` for the input current ``[T, B, ...]``, starting from U = 0."""
-        steps = current.unbind(0)
-        membrane = torch.zeros_like(steps[0])
-        spikes = []
-        for step_current in steps:
-            spike, membrane = self.neuron(step_current, membrane)
-            spikes.append(spike)
-        return torch.stack(spikes)
+    def forward(self, current: Current) -> torch.Tensor:
+        """Spikes ``[T, B, ...]`` for the input current ``[T, B, ...]`` (or a static current
+        :class:`~lowspike.snn.leaky.Repeated` over T), starting from U = 0."""
+        if self.fused:
+            return multistep_leaky(current, self.beta, self.threshold, self.surrogate_name)
+        return leaky_reference(current, neuron=self.neuron)
 
 
 class SpikingNetwork(nn.Module):
@@ -97,13 +101,15 @@ class SpikingNetwork(nn.Module):
         self.timesteps = int(timesteps)
         self._neurons: list[int] = []
         self._channels_last = False
+        self.bfloat16 = False
+        """Convolutions and linear layers under bfloat16 autocast (membranes and spikes stay float32)."""
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise NotImplementedError
 
-    def repeat(self, current: torch.Tensor) -> torch.Tensor:
-        """A static current ``[B, ...]`` seen at every one of the T steps: ``[T, B, ...]`` (no copy)."""
-        return current.unsqueeze(0).expand(self.timesteps, *current.shape)
+    def repeat(self, current: torch.Tensor) -> Repeated:
+        """A static current ``[B, ...]`` seen at every one of the T steps, for a spiking layer."""
+        return Repeated(current, self.timesteps)
 
     def finish_init(self, input_shape: tuple[int, ...]) -> None:
         if any(isinstance(m, nn.Conv2d) for m in self.modules()):
@@ -129,7 +135,9 @@ class SpikingNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> SpikingOutput:
         if self._channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        readout, spikes = self.run(x)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+            readout, spikes = self.run(x)
+        readout = readout.float()
         return SpikingOutput(logits=readout.mean(dim=0), readout=readout, spikes=spikes)
 
 

@@ -33,12 +33,14 @@ from ..distillation import kd_loss, total_loss
 from ..metrics import spikerate
 from ..models import build_student, build_teacher, count_parameters
 from ..regularizers import logits_penalty, spike_activity_penalty
-from ..training import StepOutput, fit, pick_device, seed_everything
+from ..training import StepOutput, autocast, fit, pick_device, seed_everything
 from .common import accuracy, checkpoint_path, fingerprint, format_value, load_model_payload, save_model
 
 RUNS = Path("runs")
 METHODS = ("baseline", "mse", "soft_targets", "heterogeneous", "activation", "logits", "combined")
 KD_METHODS = ("mse", "soft_targets", "heterogeneous", "combined")
+EVAL_BATCH_SIZE = 500
+"""Test-set inference runs in batches of at least this size (no graph, membranes not kept)."""
 
 
 @dataclass(frozen=True)
@@ -132,19 +134,24 @@ def teacher_folder(dataset: str) -> Path:
     return RUNS / "teacher" / dataset
 
 
-def _cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
-    logits = model(x)
-    ce = F.cross_entropy(logits, y)
-    return StepOutput(ce, logits)
+def _cross_entropy_loss(precision: str):
+    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
+        with autocast(precision, x.device):
+            logits = model(x).float()
+        return StepOutput(F.cross_entropy(logits, y), logits)
+
+    return loss_fn
 
 
 @torch.inference_mode()
-def _predict(model: nn.Module, data: SplitTensors, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _predict(model: nn.Module, data: SplitTensors, batch_size: int, precision: str = "float32"
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     logits, labels = [], []
     for x, y in data.batches(batch_size):
-        out = model(x)
-        logits.append(getattr(out, "logits", out))
+        with autocast(precision, x.device):
+            out = model(x)
+        logits.append(getattr(out, "logits", out).float())
         labels.append(y)
     return torch.cat(logits), torch.cat(labels)
 
@@ -160,13 +167,13 @@ def train_teacher(params: Params, dataset: str, on_epoch=None, progress: bool = 
     model = build_teacher(setup.teacher, input_shape=train_data.sample_shape, num_classes=prepared.num_classes,
                           width=setup.teacher_width).to(device)
     run_id = f"teacher/{dataset}"
-    result = fit(model, _cross_entropy_loss, train_data, val_data, cfg,
+    result = fit(model, _cross_entropy_loss(setup.precision), train_data, val_data, cfg,
                  checkpoint_path=checkpoint_path(run_id),
                  fingerprint=fingerprint(setup.teacher, setup.teacher_width, cfg.model_dump(), prepared.meta["sha256"],
                                          params.data.mfcc.model_dump(), params.data.augment.model_dump()),
                  on_epoch=on_epoch, progress=progress, description=f"teacher {setup.teacher}")
     test_data = load_split(prepared, "test", params.data, device)
-    logits, labels = _predict(model, test_data, cfg.batch_size)
+    logits, labels = _predict(model, test_data, cfg.batch_size, setup.precision)
     folder = teacher_folder(dataset)
     save_model(folder / "model.pt", model, architecture=setup.teacher, width=setup.teacher_width,
                input_shape=list(train_data.sample_shape), num_classes=prepared.num_classes)
@@ -195,13 +202,16 @@ def load_teacher(dataset: str, device) -> nn.Module:
 
 def make_student(params: Params, dataset: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     setup = setup_for(params, dataset)
-    return build_student(setup.student, input_shape=tuple(input_shape), num_classes=num_classes,
-                         neuron=setup.neuron, beta=setup.beta if setup.neuron == "lif" else 1.0,
-                         timesteps=setup.timesteps, width=setup.student_width,
-                         surrogate=params.distillation.surrogate)
+    student = build_student(setup.student, input_shape=tuple(input_shape), num_classes=num_classes,
+                            neuron=setup.neuron, beta=setup.beta if setup.neuron == "lif" else 1.0,
+                            timesteps=setup.timesteps, width=setup.student_width,
+                            surrogate=params.distillation.surrogate)
+    student.bfloat16 = setup.precision == "bfloat16"
+    return student
 
 
-def make_student_loss(run: StudentRun, alpha: float, teacher: nn.Module | None = None):
+def make_student_loss(run: StudentRun, alpha: float, teacher: nn.Module | None = None,
+                      precision: str = "float32"):
     """The training loss of ``run``: cross-entropy, plus KD (Eq. 1 with Eq. 2, 4 or 5) and/or
     ``lambda`` times the spike or logits regularizer (Eqs. 9-10).
 
@@ -219,7 +229,8 @@ def make_student_loss(run: StudentRun, alpha: float, teacher: nn.Module | None =
         extras = {"ce": float(ce.detach())}
         if run.uses_teacher:
             with torch.no_grad():
-                teacher_logits = teacher(x)
+                with autocast(precision, x.device):
+                    teacher_logits = teacher(x).float()
             if run.method == "mse":
                 kd = kd_loss("mse", out.logits, teacher_logits)
                 loss = total_loss(ce, kd, setting["alpha"])
@@ -264,8 +275,8 @@ def train_student(params: Params, run: StudentRun, on_epoch=None, progress: bool
     model = make_student(params, run.dataset, train_data.sample_shape, prepared.num_classes).to(device)
     teacher = load_teacher(run.dataset, device) if run.uses_teacher else None
     run_id = f"student/{run.dataset}/{run.name}/seed{run.seed}"
-    result = fit(model, make_student_loss(run, params.distillation.alpha, teacher), train_data, val_data, cfg,
-                 checkpoint_path=checkpoint_path(run_id),
+    loss_fn = make_student_loss(run, params.distillation.alpha, teacher, setup.precision)
+    result = fit(model, loss_fn, train_data, val_data, cfg, checkpoint_path=checkpoint_path(run_id),
                  fingerprint=_run_fingerprint(params, run, prepared.meta["sha256"]),
                  on_epoch=on_epoch, progress=progress, description=f"{setup.student} {run.name} s{run.seed}")
     folder = run.folder()
@@ -326,7 +337,8 @@ def evaluate_student(params: Params, run: StudentRun, device=None) -> dict[str, 
     model.to(device)
     prepared = load_prepared(Path(params.data.prepared_dir) / run.dataset)
     test_data = load_split(prepared, "test", params.data, device)
-    metrics = measure_student(model, test_data, setup_for(params, run.dataset).student_train.batch_size)
+    batch_size = max(setup_for(params, run.dataset).student_train.batch_size, EVAL_BATCH_SIZE)
+    metrics = measure_student(model, test_data, batch_size)
     record = {
         "dataset": run.dataset, "run": run.name, "method": run.method, "setting": run.setting, "seed": run.seed,
         "model": trained["model"], "parameters": count_parameters(model), "status": trained["status"],

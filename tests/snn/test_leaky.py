@@ -1,0 +1,121 @@
+"""The fused multi-step IF/LIF neuron against hand-computed cases and snntorch.Leaky step by step:
+identical spikes, gradients equal within float32 rounding for every surrogate of the registry."""
+
+import math
+
+import pytest
+import snntorch
+import torch
+
+from lowspike.snn.leaky import Repeated, leaky_reference, multistep_leaky
+from lowspike.snn.surrogates import SURROGATE_DERIVATIVES, snntorch_surrogate
+
+
+def _snntorch_loop(current, beta, surrogate="atan"):
+    neuron = snntorch.Leaky(beta=beta, threshold=1.0, spike_grad=snntorch_surrogate(surrogate),
+                            reset_mechanism="subtract")
+    membrane = torch.zeros_like(current[0])
+    spikes = []
+    for t in range(current.shape[0]):
+        spike, membrane = neuron(current[t], membrane)
+        spikes.append(spike)
+    return torch.stack(spikes)
+
+
+def test_if_backward_hand_computed():
+    # I = (0.6, 0.6, 0.6), theta = 1: U = 0.6, 1.2 (spike), 0.8; atan'(x) = 1 / (1 + (pi x)^2)
+    current = torch.full((3, 1), 0.6, requires_grad=True)
+    spikes = multistep_leaky(current, beta=1.0)
+    assert spikes.flatten().tolist() == [0.0, 1.0, 0.0]
+    weights = torch.tensor([[1.0], [2.0], [3.0]])
+    (spikes * weights).sum().backward()
+    d = [1 / (1 + (math.pi * (u - 1.0)) ** 2) for u in (0.6, 1.2, 0.8)]
+    # dL/dU[2] = 3 d2; dL/dU[1] = 2 d1 + dL/dU[2]; dL/dU[0] = 1 d0 + dL/dU[1] (beta = 1, reset detached)
+    g2 = 3 * d[2]
+    g1 = 2 * d[1] + g2
+    g0 = 1 * d[0] + g1
+    assert current.grad.flatten().tolist() == pytest.approx([g0, g1, g2], rel=1e-6)
+
+
+def test_lif_backward_hand_computed():
+    # beta = 0.5: dL/dU[t] = dL/dS[t] d(U[t]) + 0.5 dL/dU[t+1]; U = 0.6, 0.9, 1.05
+    current = torch.full((3, 1), 0.6, requires_grad=True)
+    multistep_leaky(current, beta=0.5).sum().backward()
+    d = [1 / (1 + (math.pi * (u - 1.0)) ** 2) for u in (0.6, 0.9, 1.05)]
+    g2 = d[2]
+    g1 = d[1] + 0.5 * g2
+    g0 = d[0] + 0.5 * g1
+    assert current.grad.flatten().tolist() == pytest.approx([g0, g1, g2], rel=1e-5)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5, 0.9, 0.95])
+def test_spikes_equal_snntorch_step_by_step(beta):
+    torch.manual_seed(1)
+    current = torch.randn(12, 8, 5, 6, 6) * 0.7 + 0.35
+    current[3, 0] = 1.0  # membranes landing exactly on the threshold: no spike (fires on U > theta)
+    expected = _snntorch_loop(current, beta)
+    assert expected.sum() > 0
+    assert torch.equal(multistep_leaky(current, beta), expected)
+
+
+def test_channels_last_steps_give_the_same_spikes():
+    torch.manual_seed(2)
+    flat = (torch.randn(6 * 4, 3, 5, 5) + 0.4).contiguous(memory_format=torch.channels_last)
+    current = flat.unflatten(0, (6, 4))
+    spikes = multistep_leaky(current, 1.0)
+    assert torch.equal(spikes, _snntorch_loop(current.contiguous(), 1.0))
+    assert spikes[0].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("surrogate", sorted(SURROGATE_DERIVATIVES))
+@pytest.mark.parametrize("beta", [1.0, 0.5, 0.9])
+def test_gradients_equal_snntorch_within_float32_rounding(surrogate, beta):
+    torch.manual_seed(3)
+    base = torch.randn(9, 6, 4, 5) * 0.6 + 0.4
+    if surrogate == "sigmoid":  # snntorch's sigmoid derivative overflows to NaN below U - theta = -3.5
+        base = base.clamp_min(-2.0)
+    weights = torch.randn(9, 6, 4, 5)
+    fused_input = base.clone().requires_grad_()
+    reference_input = base.clone().requires_grad_()
+    fused = multistep_leaky(fused_input, beta, surrogate=surrogate)
+    reference = _snntorch_loop(reference_input, beta, surrogate)
+    assert torch.equal(fused, reference)
+    (fused * weights).sum().backward()
+    (reference * weights).sum().backward()
+    assert torch.isfinite(reference_input.grad).all()
+    torch.testing.assert_close(fused_input.grad, reference_input.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5])
+def test_a_static_current_is_integrated_and_differentiated_like_its_expansion(beta):
+    torch.manual_seed(4)
+    static = (torch.randn(5, 3, 4) * 0.5 + 0.3).requires_grad_()
+    expanded = static.detach().clone().requires_grad_()
+    weights = torch.randn(7, 5, 3, 4)
+    fused = multistep_leaky(Repeated(static, 7), beta)
+    reference = _snntorch_loop(expanded.unsqueeze(0).expand(7, 5, 3, 4), beta)
+    assert torch.equal(fused, reference)
+    (fused * weights).sum().backward()
+    (reference * weights).sum().backward()
+    torch.testing.assert_close(static.grad, expanded.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_a_bfloat16_current_integrates_in_float32():
+    current = torch.full((4, 2), 0.6, dtype=torch.bfloat16, requires_grad=True)
+    spikes = multistep_leaky(current, 1.0)
+    assert spikes.dtype == torch.float32
+    assert spikes[:, 0].tolist() == _snntorch_loop(current.detach().float(), 1.0)[:, 0].tolist()
+    spikes.sum().backward()
+    assert current.grad.dtype == torch.bfloat16
+
+
+def test_the_reference_loop_is_snntorch():
+    torch.manual_seed(5)
+    current = torch.randn(6, 4, 3) + 0.5
+    assert torch.equal(leaky_reference(current, 0.9), _snntorch_loop(current, 0.9))
+
+
+def test_evaluation_keeps_no_graph():
+    with torch.inference_mode():
+        spikes = multistep_leaky(torch.randn(5, 3) + 0.5, 1.0)
+    assert spikes.grad_fn is None
