@@ -24,8 +24,10 @@ $(STAMP): requirements.txt pyproject.toml
 	@rm -f $(VENV)/.deps-*
 	@touch $@
 
-# `make repro` records its wall time and peak memory in reports/pipeline_run.json (read by `make bench`).
+# `make repro` validates params.yaml first (one line and exit 2 on a bad value, before DVC expands
+# any stage from it), then records its wall time and peak memory in reports/pipeline_run.json.
 repro: venv
+	$(BIN)/python -m lowspike.config params.yaml
 	$(BIN)/python benchmarks/timed.py reports/pipeline_run.json -- $(BIN)/dvc repro
 
 # Headless Chromium renders the HTML reports in the tests (Debian's package; the tests skip
@@ -42,8 +44,12 @@ test-all: venv browser
 bench: venv
 	$(BIN)/python benchmarks/run.py
 
+# The MLflow UI on the project's store: `make ui HOST=0.0.0.0 PORT=5001`; Ctrl-C or SIGTERM stops
+# the server and every worker it started.
+HOST ?= 127.0.0.1
+PORT ?= 5000
 ui: venv
-	$(BIN)/python -m lowspike.tracking ui
+	$(BIN)/python -m lowspike.tracking ui --host $(HOST) --port $(PORT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,19 +1,14 @@
 """DVC stage `aggregate_conversion`: collect every evaluate.json of the conversion study into one
 table with percent changes vs baseline, the selections of Tables 1-2 and the AUCs of Table 3."""
 
-import argparse
-
 from lowspike import runtime
-from lowspike.config import load_params
 from lowspike.studies import conversion
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = runtime.stage_parser(__doc__)
     parser.add_argument("--out", default="results/conversion")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = runtime.parse_stage_args(parser)
     runtime.setup()
     headline = conversion.write_aggregate(params, args.out)
     runtime.announce("aggregate_conversion", headline)
@@ -21,4 +16,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime.run_stage(main))

@@ -2,23 +2,18 @@
 the same-seed baseline (Eqs. 11 and 13 of the distillation paper), mean and standard deviation
 over seeds, and the Table III selections."""
 
-import argparse
-
 from lowspike import runtime
-from lowspike.config import load_params
 from lowspike.studies import distillation
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser = runtime.stage_parser(__doc__)
     parser.add_argument("--out", default="results/distillation")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = runtime.parse_stage_args(parser)
     runtime.setup()
     runtime.announce("aggregate_distillation", distillation.write_aggregate(params, args.out))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime.run_stage(main))

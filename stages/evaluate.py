@@ -1,20 +1,15 @@
 """DVC stage `evaluate@<dataset>-<arch>`: DNN accuracy and EFLOPS, SNN accuracy, spikes and SynOps of every point."""
 
-import argparse
-
 from lowspike import runtime
-from lowspike.config import load_params
 from lowspike.studies import conversion
 from lowspike.tracking import log_point_record, start_run
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--arch", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = runtime.parse_stage_args(parser)
     conversion.check_point(params, conversion.Point(args.dataset, args.arch, "none", 0.0))
     runtime.setup()
     tags = {"dataset": args.dataset, "model": args.arch, "stage": "evaluate"}
@@ -28,4 +23,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime.run_stage(main))

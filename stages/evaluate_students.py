@@ -1,22 +1,19 @@
 """DVC stage `evaluate_students@<dataset>`: test accuracy, spikes per inference, spikerate
 (Eq. 12 of the distillation paper) and per-layer spikerate of every student of the grids."""
 
-import argparse
-
 from lowspike import runtime
-from lowspike.config import load_params
+from lowspike.config import ParamsError
 from lowspike.studies import distillation
 from lowspike.tracking import start_run
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = runtime.parse_stage_args(parser)
     if args.dataset not in params.distillation.datasets:
-        raise SystemExit(f"error: dataset {args.dataset!r} is not in distillation.datasets")
+        raise ParamsError(f"--dataset {args.dataset!r}: not in distillation.datasets "
+                          f"{params.distillation.datasets}")
     runtime.setup()
     setup = distillation.setup_for(params, args.dataset)
     tags = {"dataset": args.dataset, "model": setup.student, "stage": "evaluate_students"}
@@ -34,4 +31,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime.run_stage(main))

@@ -1,20 +1,16 @@
 """DVC stage `prepare@<dataset>`: read a dataset from its source into data/prepared/<dataset>/."""
 
-import argparse
 import sys
 from pathlib import Path
 
 from lowspike import runtime
-from lowspike.config import load_params
 from lowspike.data import DatasetMissing, load_raw, write_prepared
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = runtime.parse_stage_args(parser)
     runtime.setup()
     try:
         raw = load_raw(args.dataset, params.data)
@@ -28,4 +24,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime.run_stage(main))

@@ -1,23 +1,18 @@
 """DVC stage `train_dnn@<dataset>-<arch>-<regularizer>-<lambda>` (and `train_dnn_baseline@...`):
 train one DNN of the conversion study with an activity regularizer (Eq. 4 of the regularization paper)."""
 
-import argparse
-
 from lowspike import runtime
-from lowspike.config import load_params
 from lowspike.studies import conversion
 from lowspike.tracking import start_run
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--arch", required=True)
     parser.add_argument("--regularizer", required=True, help="a regularizer spec, or 'none' for the baseline")
     parser.add_argument("--lam", type=float, required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = runtime.parse_stage_args(parser)
     point = conversion.Point(args.dataset, args.arch, args.regularizer, args.lam)
     conversion.check_point(params, point)
     runtime.setup()
@@ -35,6 +30,7 @@ def main() -> int:
         run.log_metrics({"best_val_loss": summary["best_val_loss"], "best_val_accuracy": summary["val_accuracy"],
                          "epochs_run": summary["epochs_run"], "train_seconds": summary["train_seconds"],
                          "diverged": summary["status"] == "diverged"})
+        run.link_interrupted(summary["resumed_from_epoch"])
     runtime.announce(f"train_dnn {point.dataset}/{point.arch}/{point.name}",
                      f"status {summary['status']}, val accuracy {summary['val_accuracy']}, "
                      f"{summary['epochs_run']} epochs")
@@ -42,4 +38,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime.run_stage(main))

@@ -2,16 +2,13 @@
 the baseline, a KD setting (Eqs. 1-5 of the distillation paper), a regularization setting
 (Eqs. 6-10), or KD and activation regularization combined."""
 
-import argparse
-
 from lowspike import runtime
-from lowspike.config import load_params
 from lowspike.studies import distillation
 from lowspike.tracking import start_run
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--method", required=True, choices=distillation.METHODS)
     parser.add_argument("--seed", type=int, required=True)
@@ -21,9 +18,7 @@ def main() -> int:
     parser.add_argument("--tau-t", dest="tau_t", type=float)
     parser.add_argument("--norm")
     parser.add_argument("--lam", type=float)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = runtime.parse_stage_args(parser)
     setting = {k: getattr(args, k) for k in ("alpha", "tau", "tau_s", "tau_t", "norm", "lam")}
     run_spec = distillation.run_from_args(args.dataset, args.method, args.seed, **setting)
     distillation.check_run(params, run_spec)
@@ -44,6 +39,7 @@ def main() -> int:
         run.log_metrics({"best_val_accuracy": summary["val_accuracy"], "best_val_spikerate": summary["val_spikerate"],
                          "epochs_run": summary["epochs_run"], "train_seconds": summary["train_seconds"],
                          "diverged": summary["status"] == "diverged"})
+        run.link_interrupted(summary["resumed_from_epoch"])
     runtime.announce(f"train_student {run_spec.dataset}/{run_spec.name}/seed{run_spec.seed}",
                      f"status {summary['status']}, val accuracy {summary['val_accuracy']}, "
                      f"val spikerate {summary['val_spikerate']}")
@@ -51,4 +47,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime.run_stage(main))

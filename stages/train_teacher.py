@@ -1,22 +1,19 @@
 """DVC stage `train_teacher@<dataset>`: train the FNN teacher of the distillation study (Table I
 of the distillation paper), reused by every KD student of the dataset."""
 
-import argparse
-
 from lowspike import runtime
-from lowspike.config import load_params
+from lowspike.config import ParamsError
 from lowspike.studies import distillation
 from lowspike.tracking import start_run
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    args, params = runtime.parse_stage_args(parser)
     if args.dataset not in params.distillation.datasets:
-        raise SystemExit(f"error: dataset {args.dataset!r} is not in distillation.datasets")
+        raise ParamsError(f"--dataset {args.dataset!r}: not in distillation.datasets "
+                          f"{params.distillation.datasets}")
     runtime.setup()
     setup = distillation.setup_for(params, args.dataset)
     tags = {"dataset": args.dataset, "model": setup.teacher, "method": "teacher", "stage": "train_teacher"}
@@ -31,10 +28,11 @@ def main() -> int:
         run.log_metrics({"accuracy": summary["accuracy"], "best_val_accuracy": summary["val_accuracy"],
                          "parameters": summary["parameters"], "epochs_run": summary["epochs_run"],
                          "train_seconds": summary["train_seconds"]})
+        run.link_interrupted(summary["resumed_from_epoch"])
     runtime.announce(f"train_teacher {args.dataset}",
                      f"{setup.teacher} ({summary['parameters']:,} params): test accuracy {summary['accuracy']:.4f}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(runtime.run_stage(main))

@@ -1,4 +1,5 @@
-"""The params schema: defaults validate, every bad value gets one precise line."""
+"""The params schema: the repository's file validates, an empty or partial file is refused, every
+bad value or combination gets one precise line."""
 
 import copy
 from pathlib import Path
@@ -23,10 +24,85 @@ def test_repository_params_yaml_is_valid():
     assert params.data.spoken_commands.words[0] == "yes"
 
 
-def test_empty_file_gives_defaults():
+def test_a_partial_mapping_gives_defaults_to_library_callers():
     params = validate_params({})
     assert params.simulation.timesteps == 100
     assert params.conversion.percentile == 99.9
+
+
+def test_an_empty_file_is_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("# nothing here\n")
+    with pytest.raises(ParamsError, match=r"params\.yaml: <root>: the file is empty: every section must be written"):
+        read_params(path)
+
+
+def test_a_partial_file_is_refused_naming_what_is_missing(tmp_path, raw_params):
+    raw = copy.deepcopy(raw_params)
+    del raw["simulation"]["timesteps"]
+    del raw["report"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError) as info:
+        read_params(path)
+    assert str(info.value).startswith(f"{path}: simulation.timesteps: missing")
+    assert "simulation.timesteps, report" in str(info.value)
+
+
+def test_optional_keys_may_be_left_out(tmp_path, raw_params):
+    raw = copy.deepcopy(raw_params)
+    del raw["distillation"]["setups"]["mnist5k"]["precision"]
+    raw["regularization"]["train"].pop("scheduler", None)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert read_params(path).distillation.setups["mnist5k"].precision == "float32"
+
+
+def test_a_file_whose_top_level_is_not_a_mapping_is_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("- data\n- regularization\n")
+    with pytest.raises(ParamsError, match=r"<root>: got list: expected a mapping of sections"):
+        read_params(path)
+
+
+def test_not_valid_yaml_gives_line_column_and_cause(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: default\ndata:\n\tseed: 0\n")
+    with pytest.raises(ParamsError) as info:
+        read_params(path)
+    assert str(info.value) == f"{path}:3:1: not valid YAML: found character '\\t' that cannot start any token"
+
+
+def test_a_model_too_big_for_the_dataset_is_refused_before_any_work(raw_params):
+    raw = _set(_set(raw_params, "data.datasets", ["digits"]), "regularization.datasets", ["digits"])
+    with pytest.raises(ParamsError) as info:
+        validate_params(raw)
+    assert str(info.value) == ("params.yaml: regularization.archs[1]: got 'lenet5': LeNet-5 needs inputs of at "
+                               "least 12x12 pixels, got 8x8 (dataset digits)")
+    raw = _set(raw, "regularization.archs", ["mlp"])
+    raw = _set(raw, "distillation.datasets", ["digits"])
+    raw["distillation"]["setups"]["digits"] = copy.deepcopy(raw["distillation"]["setups"]["mnist5k"])
+    with pytest.raises(ParamsError, match=r"distillation\.setups\.digits\.student: got 'scnn': SCNN needs inputs "
+                                          r"of at least 10x10 pixels, got 8x8 \(dataset digits\)"):
+        validate_params(raw)
+
+
+def test_the_default_setup_of_every_dataset_fits_it():
+    from lowspike.config import default_setups
+
+    setups = {name: setup.model_dump() for name, setup in default_setups().items()}
+    datasets = list(setups)
+    params = validate_params({"data": {"datasets": datasets}, "distillation": {"datasets": datasets,
+                                                                              "setups": setups}})
+    assert params.distillation.setups["digits"].student == "sres8"
+
+
+def test_audio_feature_shape_follows_the_mfcc_params(raw_params):
+    from lowspike.data import sample_shape
+
+    params = validate_params(raw_params)
+    assert sample_shape("spoken-commands", params.data) == (1, 10, 49)  # the paper's 49 frames
+    assert sample_shape("mnist5k", params.data) == (1, 28, 28)
 
 
 def _set(raw: dict, dotted: str, value) -> dict:
@@ -58,7 +134,8 @@ def _set(raw: dict, dotted: str, value) -> dict:
         ("conversion.percentile", 120.0, "conversion.percentile", "less than or equal to 100"),
         ("simulation.colour", "red", "simulation.colour", "unknown key"),
         ("distillation.setups.mnist5k.student", "transformer", "distillation.setups.mnist5k.student", "'scnn'"),
-        ("data.spoken_commands.words", [True, "no"], "data.spoken_commands.words[0]", "quote it"),
+        ("data.spoken_commands.words", [True, "no"], "data.spoken_commands.words[0]",
+         "only true/false are booleans"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(raw_params, dotted, value, location, allowed):
@@ -72,7 +149,7 @@ def test_bad_values_name_key_value_and_what_is_allowed(raw_params, dotted, value
 
 
 def test_string_float_is_refused_not_coerced(raw_params):
-    with pytest.raises(ParamsError, match="PyYAML reads 1e-4 as a string"):
+    with pytest.raises(ParamsError, match="a number must not be quoted"):
         validate_params(_set(raw_params, "regularization.lambdas", ["1e-4"]))
 
 

@@ -4,8 +4,14 @@ Every stage loads its section through :func:`load_params`. A bad value stops the
 before any work with one line on stderr naming the key path, the bad value and what is
 allowed, and exit code 2 (no traceback, no output written).
 
-Types are strict: PyYAML reads ``1e-4`` as a *string*, so a string where a number belongs
-is refused instead of being coerced (write ``1.0e-4``).
+A params *file* must be complete: every section and key is written out except the few listed
+in a section's ``optional_keys`` (an empty or partial file would silently run on defaults and
+rewrite outputs). Combinations are checked before any work too: every dataset of a study has a
+setup, and every model fits the input shape of every dataset it is trained on.
+
+The file is read as DVC reads and rewrites it (YAML 1.2 core schema): ``1e-4`` is a float, only
+``true``/``false`` are booleans. Types are strict: a number in quotes is a string and is refused,
+never coerced.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -82,6 +88,8 @@ RegularizerSpec = Annotated[str, AfterValidator(_check_regularizer)]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    optional_keys: ClassVar[frozenset[str]] = frozenset()
+    """Keys a params *file* may leave out (their defaults apply); every other key must be written."""
 
 
 # --------------------------------------------------------------------------- data
@@ -192,6 +200,8 @@ class DataConfig(Section):
 class TrainConfig(Section):
     """One training run: optimizer, schedule, early stopping."""
 
+    optional_keys = frozenset({"momentum", "weight_decay", "scheduler", "t_max", "step_size", "gamma"})
+
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: PosFloat = 1.0e-4
     momentum: UnitFloat = 0.9
@@ -249,6 +259,8 @@ class SimulationConfig(Section):
 
 class StudentSetup(Section):
     """Per-dataset student/teacher setup of Table I of the distillation paper."""
+
+    optional_keys = frozenset({"beta", "student_width", "teacher_width", "precision"})
 
     student: StudentModel
     teacher: TeacherModel
@@ -314,7 +326,9 @@ class DistillationGrids(Section):
 
 
 def default_setups() -> dict[str, StudentSetup]:
-    """Table I of the distillation paper, per dataset (epochs and batch sizes of the paper)."""
+    """Table I of the distillation paper, per dataset (epochs and batch sizes of the paper), and
+    a setup that fits scikit-learn's 8x8 digits. These are the defaults of library calls; a
+    params file writes the setup of each dataset it lists (DVC reads it from there)."""
     mnist_like = StudentSetup(
         student="scnn", teacher="vgg13", neuron="if", timesteps=10,
         student_train=TrainConfig(optimizer="adam", lr=1.0e-3, batch_size=1000, max_epochs=50, patience=50),
@@ -334,7 +348,12 @@ def default_setups() -> dict[str, StudentSetup]:
         teacher_train=TrainConfig(optimizer="sgd", lr=7.5e-2, batch_size=64, max_epochs=100, patience=100,
                                   scheduler="step", step_size=30, gamma=0.5),
     )
-    return {"mnist5k": mnist_like, "mnist": mnist_like, "digits": mnist_like,
+    small_digits = StudentSetup(  # 8x8 digits are too small for the SCNN: its rows read as 8 features x 8 frames
+        student="sres8", teacher="resnet15", neuron="lif", timesteps=4, student_width=0.5, teacher_width=0.5,
+        student_train=TrainConfig(optimizer="adam", lr=1.0e-2, batch_size=128, max_epochs=20, patience=20),
+        teacher_train=TrainConfig(optimizer="adam", lr=1.0e-2, batch_size=128, max_epochs=20, patience=20),
+    )
+    return {"mnist5k": mnist_like, "mnist": mnist_like, "digits": small_digits,
             "spoken-commands": audio, "gsc": audio, "cifar10": cifar}
 
 
@@ -429,36 +448,107 @@ def _format_error(error: dict[str, Any], source: str, total: int) -> str:
         shown = shown[:77] + "..."
     hint = ""
     if error["type"] in ("float_type", "int_type") and isinstance(error.get("input"), str):
-        hint = " (write floats as 1.0e-4: PyYAML reads 1e-4 as a string)"
+        hint = " (a number must not be quoted: write 1.0e-4 or 1e-4, not '1e-4')"
     if error["type"] == "string_type" and isinstance(error.get("input"), bool):
-        hint = " (quote it: YAML reads yes/no/on/off as booleans)"
+        hint = " (only true/false are booleans: write the word, e.g. yes)"
     more = f" [+{total - 1} more error(s)]" if total > 1 else ""
     return f"{source}: {location}: got {shown}: {message}{hint}{more}"
 
 
-def validate_params(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate a parsed params mapping; raises :class:`ParamsError` with one line."""
+def check_models_fit_data(params: "Params") -> str | None:
+    """``<key>: <why>`` for the first model that cannot take the samples of a dataset it is
+    trained on (a DNN of the conversion study, a student or teacher of a distillation setup),
+    or None. Checked from the shapes alone (:mod:`lowspike.models.inputs`)."""
+    from .data import sample_shape
+    from .models.inputs import input_problem
+
+    for dataset in params.regularization.datasets:
+        for index, arch in enumerate(params.regularization.archs):
+            problem = input_problem(arch, sample_shape(dataset, params.data))
+            if problem:
+                return f"regularization.archs[{index}]: got {arch!r}: {problem} (dataset {dataset})"
+    for dataset in params.distillation.datasets:
+        setup = params.distillation.setups[dataset]
+        for role in ("student", "teacher"):
+            problem = input_problem(getattr(setup, role), sample_shape(dataset, params.data))
+            if problem:
+                return (f"distillation.setups.{dataset}.{role}: got {getattr(setup, role)!r}: {problem} "
+                        f"(dataset {dataset})")
+    return None
+
+
+def missing_keys(section: type[BaseModel], raw: Any, path: str = "") -> list[str]:
+    """Dotted paths of the keys of ``section`` that ``raw`` leaves out (``optional_keys`` aside),
+    walking nested sections and mappings of sections (``distillation.setups.<dataset>``)."""
+    if not isinstance(raw, dict):
+        return []
+    optional = getattr(section, "optional_keys", frozenset())
+    missing = []
+    for name, info in section.model_fields.items():
+        where = f"{path}.{name}" if path else name
+        if name not in raw:
+            if name not in optional:
+                missing.append(where)
+            continue
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            missing += missing_keys(annotation, raw[name], where)
+        elif get_origin(annotation) is dict and isinstance(raw[name], dict):
+            value_type = get_args(annotation)[1]
+            if isinstance(value_type, type) and issubclass(value_type, BaseModel):
+                for key, value in raw[name].items():
+                    missing += missing_keys(value_type, value, f"{where}.{key}")
+    return missing
+
+
+def validate_params(raw: Any, source: str = "params.yaml", complete: bool = False) -> Params:
+    """Validate a parsed params mapping; raises :class:`ParamsError` with one line.
+
+    ``complete``: refuse a mapping that leaves out a required key (what a params file must do;
+    library callers may pass a partial mapping and get the defaults)."""
+    if raw is None and complete:
+        raise ParamsError(f"{source}: <root>: the file is empty: every section must be written "
+                          f"({', '.join(Params.model_fields)})")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: <root>: got {type(raw).__name__}: expected a mapping of sections")
+    if complete:
+        missing = missing_keys(Params, raw)
+        if missing:
+            more = f" [+{len(missing) - 3} more]" if len(missing) > 3 else ""
+            raise ParamsError(f"{source}: {missing[0]}: missing: write every key (missing: "
+                              f"{', '.join(missing[:3])}{more})")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
         raise ParamsError(_format_error(errors[0], source, len(errors))) from None
+    problem = check_models_fit_data(params)
+    if problem:
+        raise ParamsError(f"{source}: {problem}")
+    return params
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """``<file>:<line>:<column>: not valid YAML: <cause>`` (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    cause = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return f"{path}: not valid YAML: {cause}"
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {cause}"
 
 
 def read_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate ``params.yaml``; raises :class:`ParamsError`."""
+    """Read and validate a complete params file; raises :class:`ParamsError`."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: file not found")
     try:
         raw = yaml.load(path.read_text(), Loader=_ParamsLoader)
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return validate_params(raw, str(path))
+        raise ParamsError(_yaml_error(path, exc)) from None
+    return validate_params(raw, str(path), complete=True)
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
@@ -468,3 +558,17 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lowspike.config [params.yaml]``: validate the file before DVC expands the
+    stages from it (``make repro`` runs this first); exit 0, or one line and exit 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    path = argv[0] if argv else str(DEFAULT_PARAMS)
+    load_params(path)
+    print(f"{path}: valid")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,10 +1,19 @@
-"""Process-wide settings every stage applies first: offline tools, threads, determinism."""
+"""What every stage script shares: reading its arguments after params.yaml, process-wide
+settings (offline tools, threads, determinism, memory), and how it ends: one line and exit code 2
+for bad input (params, arguments, data), one line and exit code 130 for Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import sys
+from pathlib import Path
+from typing import Callable
+
+BAD_INPUT_EXIT = 2
+INTERRUPTED_EXIT = 130
 
 OFFLINE_ENV = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 
@@ -65,3 +74,52 @@ def announce(stage: str, message: str) -> None:
 def show_progress() -> bool:
     """Progress bars only on a terminal, so CI logs stay short."""
     return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line with exit code 2 (no usage text)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        print(f"error: {self.prog}: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(BAD_INPUT_EXIT)
+
+
+def stage_parser(description: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a stage script (``--params`` included)."""
+    parser = _OneLineParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    return parser
+
+
+def parse_stage_args(parser: argparse.ArgumentParser, argv: list[str] | None = None):
+    """``(args, params)``: params.yaml is validated *before* the other arguments are parsed, so a
+    bad grid value that DVC substituted into the command line (``lambdas: [abc]`` gives
+    ``--lam abc``) is reported as the params error it is."""
+    from .config import load_params
+
+    known, _ = stage_parser(None).parse_known_args(argv)
+    params = load_params(known.params)
+    return parser.parse_args(argv), params
+
+
+def stage_name() -> str:
+    """The DVC stage being run (``DVC_STAGE``), else the script's name."""
+    return os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
+
+
+def run_stage(main: Callable[[], int]) -> int:
+    """Run a stage's ``main`` and turn the expected endings into one line on stderr: bad params,
+    arguments or data (exit 2), and Ctrl-C (exit 130, saying what was kept and how to resume)."""
+    from .config import ParamsError
+    from .data import DatasetMissing, PreparedDataCorrupt
+
+    try:
+        return main()
+    except (ParamsError, DatasetMissing, PreparedDataCorrupt) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return BAD_INPUT_EXIT
+    except KeyboardInterrupt:
+        from .training import interruption_note
+
+        print(f"[{stage_name()}] interrupted{interruption_note()}", file=sys.stderr, flush=True)
+        return INTERRUPTED_EXIT

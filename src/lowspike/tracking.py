@@ -5,7 +5,8 @@ so queued experiments log to the same place) with artifacts under ``mlartifacts/
 ``MLFLOW_TRACKING_URI`` or ``tracking.uri`` override it. DVC owns the results: when MLflow
 cannot write, the stage goes on and prints one warning.
 
-``python -m lowspike.tracking ui`` starts ``mlflow ui`` on 127.0.0.1 against the store.
+``python -m lowspike.tracking ui [--host H] [--port N]`` (``make ui HOST=... PORT=...``) serves
+``mlflow ui`` against the store and prints the runs table of the project's experiment.
 """
 
 from __future__ import annotations
@@ -120,18 +121,56 @@ class Run:
         return self
 
     def _start(self) -> None:
+        import logging
+
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from mlflow.tracking import MlflowClient
+        for logger in ("mlflow", "alembic"):  # store creation and migration notices: not the stage's news
+            logging.getLogger(logger).setLevel(logging.WARNING)
 
         uri = tracking_uri(self.cfg)
         with _first_use_lock(uri):
             self.client = MlflowClient(tracking_uri=uri)
             experiment_id = ensure_experiment(self.client, f"{self.cfg.experiment_prefix}-{self.study}")
         tags = {**default_tags(), **self.tags}
+        current = in_user_workspace()
+        tags[CURRENT_TAG] = "true" if current else "false"
         run = self.client.create_run(experiment_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
+        self.experiment_id = experiment_id
+        if current:
+            self._retire_earlier_runs()
+
+    def _same_stage_runs(self, extra_filter: str = "") -> list:
+        name = self.run_name.replace("'", "\\'")
+        query = f"attributes.run_name = '{name}'" + (f" and {extra_filter}" if extra_filter else "")
+        return [r for r in self.client.search_runs([self.experiment_id], query, max_results=1000)
+                if r.info.run_id != self.run_id]
+
+    def _retire_earlier_runs(self) -> None:
+        """This run's outputs replace those of every earlier run of the same stage in the
+        workspace: they lose the ``lowspike.current`` mark."""
+        for run in self._same_stage_runs(f"tags.`{CURRENT_TAG}` = 'true'"):
+            self.client.set_tag(run.info.run_id, CURRENT_TAG, "false")
+
+    def link_interrupted(self, resumed_from_epoch: int) -> None:
+        """Tag this run as the continuation, from ``resumed_from_epoch``, of the latest interrupted
+        (``KILLED``) run of the same stage, and that run as continued by this one."""
+        if not resumed_from_epoch:
+            return
+
+        def action() -> None:
+            self.client.set_tag(self.run_id, "lowspike.resumed_from_epoch", str(resumed_from_epoch))
+            killed = [r for r in self._same_stage_runs() if r.info.status == "KILLED"]
+            if killed:
+                previous = max(killed, key=lambda r: r.info.start_time)
+                self.client.set_tag(self.run_id, "lowspike.resumed_from_run", previous.info.run_id)
+                self.client.set_tag(previous.info.run_id, "lowspike.continued_by_run", self.run_id)
+
+        self._guard(action)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -178,8 +217,25 @@ class Run:
         self._guard(lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        status = "FINISHED" if exc_type is None else "FAILED"
+        """FINISHED, KILLED for Ctrl-C (an interrupted run, resumed by the next ``dvc repro``:
+        see :meth:`link_interrupted`), FAILED otherwise."""
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+            from .training import _progress
+
+            if _progress.get("epoch"):
+                self._guard(lambda: self.client.set_tag(self.run_id, "lowspike.interrupted_after_epoch",
+                                                        str(_progress["epoch"])))
+        else:
+            status = "FAILED"
         self._guard(lambda: self.client.set_terminated(self.run_id, status=status))
+
+
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+"""Marks the experiments as model training: MLflow 3.17's UI then opens them on their runs
+table instead of the GenAI overview page."""
 
 
 def ensure_experiment(client, name: str) -> str:
@@ -189,7 +245,7 @@ def ensure_experiment(client, name: str) -> str:
         return experiment.experiment_id
     location = (repo_root() / "mlartifacts" / name).resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except Exception:  # another process created it first
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
@@ -197,17 +253,41 @@ def ensure_experiment(client, name: str) -> str:
         return experiment.experiment_id
 
 
-def default_tags() -> dict[str, str]:
-    tags = {"dvc.stage": os.environ.get("DVC_STAGE", "")}
+CURRENT_TAG = "lowspike.current"
+"""``true`` on the latest run of each stage whose outputs are in the user's workspace."""
+
+
+def in_user_workspace() -> bool:
+    """False inside the temporary copy where ``dvc queue`` runs an experiment (its outputs do not
+    replace the workspace's until the experiment is applied)."""
+    root = repo_root()
+    here = Path.cwd().resolve()
+    return not (here != root and (root / ".dvc" / "tmp") in (here, *here.parents))
+
+
+def _git(*args: str) -> str:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=repo_root()
-        ).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                              cwd=Path.cwd()).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = ""
+        return ""
+
+
+def default_tags(params_path: str | Path = "params.yaml") -> dict[str, str]:
+    """Where the run comes from: DVC stage and experiment name (``dvc exp run``), git commit and
+    whether the code differed from it (``git.dirty``), and the sha256 of the params file the stage
+    read (runs with equal ``params.sha256`` ran on the same params, whatever the commit says)."""
+    import hashlib
+
+    tags = {"dvc.stage": os.environ.get("DVC_STAGE", ""), "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "")}
+    commit = _git("rev-parse", "HEAD")
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git.commit"] = commit
+        tags["git.dirty"] = "true" if _git("status", "--porcelain", "--untracked-files=no") else "false"
+    params_file = Path(params_path)
+    if params_file.is_file():
+        tags["params.sha256"] = hashlib.sha256(params_file.read_bytes()).hexdigest()[:16]
     return {k: v for k, v in tags.items() if v}
 
 
@@ -225,17 +305,71 @@ def start_run(cfg: TrackingConfig, study: str, run_name: str, tags: Mapping[str,
     return Run(cfg, study, run_name, tags or {})
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "ui":
-        print("usage: python -m lowspike.tracking ui [--port N]", file=sys.stderr)
-        return 2
-    port = argv[argv.index("--port") + 1] if "--port" in argv else "5000"
+def experiment_runs_url(base: str, uri: str, study: str = "regularization", prefix: str = "lowspike") -> str:
+    """The runs table of the study's experiment in the MLflow 3.17 UI, in its "Model training" view
+    (``#/experiments/<id>/runs?workflowType=machine_learning``; without it the UI opens an
+    experiment on its GenAI overview), or the experiment list when there is no such experiment."""
+    from mlflow.tracking import MlflowClient
+
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(f"{prefix}-{study}")
+    if experiment is None:
+        return f"{base}/#/experiments"
+    return f"{base}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+
+
+def serve_ui(host: str = "127.0.0.1", port: int = 5000) -> int:
+    """``mlflow ui`` on ``host:port`` against the project's store, in a process group of its own:
+    SIGTERM or Ctrl-C to this process stops the server and every worker it started, and frees
+    the port."""
+    import signal
+
     uri = tracking_uri()
-    print(f"MLflow UI for {uri} on http://127.0.0.1:{port}")
-    return subprocess.call(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", port]
-    )
+    base = f"http://{host}:{port}"
+    try:
+        print(f"MLflow UI for {uri}: {experiment_runs_url(base, uri)}", flush=True)
+    except Exception:  # noqa: BLE001 - a store that cannot be read yet: mlflow ui reports it
+        print(f"MLflow UI for {uri}: {base}", flush=True)
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                               "--host", host, "--port", str(port)], start_new_session=True)
+    received: list[int] = []
+
+    def forward(signum, frame) -> None:
+        received.append(signum)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        server.wait(timeout=None if not received else 15)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM if server.poll() is None else 0)
+            server.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(server.pid, signal.SIGKILL)  # workers that outlived the server
+        except ProcessLookupError:
+            pass
+    return 128 + received[0] if received else server.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lowspike.tracking")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ui = sub.add_parser("ui", help="serve the MLflow UI on the project's store")
+    ui.add_argument("--host", default=os.environ.get("HOST") or "127.0.0.1")
+    ui.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 5000))
+    args = parser.parse_args(argv)
+    code = serve_ui(args.host, args.port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # without waiting for the threads that importing MLflow started
 
 
 if __name__ == "__main__":

@@ -47,6 +47,23 @@ class FitResult:
     best_val_loss: float
     history: list[dict]
     seconds: float
+    resumed_from_epoch: int = 0
+
+
+_progress: dict = {}
+"""The training in progress in this process: checkpoint path and epochs done (for Ctrl-C)."""
+
+
+def interruption_note() -> str:
+    """What an interrupted stage kept and how to resume, for its one-line message."""
+    if not _progress:
+        return ": outputs are written atomically, nothing half-written is left; run `dvc repro` again"
+    if _progress.get("checkpoint") is None:
+        return f" in {_progress['description']} (it keeps no checkpoint): run `dvc repro` again"
+    if _progress["epoch"] == 0:
+        return f" in epoch 1 of {_progress['description']}: no epoch finished, nothing to keep; run `dvc repro` again"
+    return (f" after epoch {_progress['epoch']} of {_progress['max_epochs']} ({_progress['description']}): "
+            f"checkpoint kept in {_progress['checkpoint']}; `dvc repro` resumes from epoch {_progress['epoch'] + 1}")
 
 
 def seed_everything(seed: int) -> None:
@@ -158,6 +175,7 @@ def fit(
     best_state = copy.deepcopy(model.state_dict())
     best_loss, best_epoch, epoch, stale = math.inf, 0, 0, 0
     status = "ok"
+    resumed_from = 0
 
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     if checkpoint_path is not None and checkpoint_path.exists():
@@ -170,6 +188,11 @@ def fit(
             best_state, best_loss, best_epoch = saved["best_state"], saved["best_loss"], saved["best_epoch"]
             epoch, stale, history, status = saved["epoch"], saved["stale"], saved["history"], saved["status"]
             _set_rng_state(saved["rng"], generator)
+            resumed_from = epoch
+            print(f"resuming {description} from its checkpoint after epoch {epoch} ({checkpoint_path})",
+                  file=sys.stderr, flush=True)
+    _progress.clear()
+    _progress.update(checkpoint=checkpoint_path, epoch=epoch, max_epochs=cfg.max_epochs, description=description)
 
     show = sys.stderr.isatty() if progress is None else progress
     from tqdm.auto import tqdm
@@ -240,7 +263,9 @@ def fit(
                     "rng": _rng_state(generator),
                 },
             )
+            _progress["epoch"] = epoch
     bar.close()
+    _progress.clear()
     model.load_state_dict(best_state)
     if best_epoch == 0 and status == "diverged":
         best_loss = math.nan
@@ -251,4 +276,5 @@ def fit(
         best_val_loss=best_loss,
         history=history,
         seconds=time.perf_counter() - started,
+        resumed_from_epoch=resumed_from,
     )

@@ -355,3 +355,51 @@ def test_dvc_repro_after_sigkilled_stages_gives_the_uninterrupted_results(tmp_pa
     assert _same_weights(repo / BASELINE / "model.pt", straight / BASELINE / "model.pt")
     status = dvc(repo, "status", "aggregate_conversion")
     assert "up to date" in status.stdout, status.stdout
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+
+def _runs_by_status(workdir: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lowspike-regularization")
+    return sorted(client.search_runs([experiment.experiment_id]), key=lambda r: r.info.start_time)
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_the_next_run_resumes_and_links_its_mlflow_run(workdir):
+    write_params(workdir / "params.yaml",
+                 tiny_params({"regularization": {"train": LONG_TRAIN}, "tracking": {"enabled": True}}))
+    env = stage_env(workdir)
+    victim = subprocess.Popen(stage_command(*TRAIN_BASELINE), cwd=workdir, env=env, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert _wait_for(lambda: _checkpoint_epoch(workdir / CHECKPOINT) >= 2 or victim.poll() is not None, 90)
+        victim.send_signal(signal.SIGINT)
+        _, stderr = victim.communicate(timeout=60)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert victim.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, stderr
+    [line] = lines
+    epoch = _checkpoint_epoch(workdir / CHECKPOINT)
+    assert line == (f"[train_dnn] interrupted after epoch {epoch} of {LONG_TRAIN['max_epochs']} (mlp baseline): "
+                    f"checkpoint kept in {CHECKPOINT}; `dvc repro` resumes from epoch {epoch + 1}")
+    [killed] = _runs_by_status(workdir)
+    assert killed.info.status == "KILLED"
+    assert killed.data.tags["lowspike.interrupted_after_epoch"] == str(epoch)
+
+    result = run_stage(workdir, *TRAIN_BASELINE, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming mlp baseline from its checkpoint after epoch {epoch} ({CHECKPOINT})" in result.stderr
+    first, resumed = _runs_by_status(workdir)
+    assert (first.info.run_id, resumed.info.status) == (killed.info.run_id, "FINISHED")
+    assert resumed.data.tags["lowspike.resumed_from_run"] == killed.info.run_id
+    assert resumed.data.tags["lowspike.resumed_from_epoch"] == str(epoch)
+    assert first.data.tags["lowspike.continued_by_run"] == resumed.info.run_id
+    assert (first.data.tags["lowspike.current"], resumed.data.tags["lowspike.current"]) == ("false", "true")
+    assert read_json(workdir / BASELINE / "train.json")["epochs_run"] == LONG_TRAIN["max_epochs"]

@@ -196,7 +196,7 @@ def bad_scalar(spec: Spec) -> st.SearchStrategy:
             options.append(out.map(lambda v: (v, ("than", "finite"), False)))
         if spec.kind == "float":
             options.append(st.sampled_from(["1e-4", "2e3", "0.5"]).map(
-                lambda v: (v, ("write floats as 1.0e-4",), False)))
+                lambda v: (v, ("a number must not be quoted",), False)))
     if spec.kind == "regularizer":
         options.append(WORDS.filter(lambda w: w not in REGULARIZER_NAMES and not w.startswith("lp"))
                        .map(lambda v: (v, ("allowed: l1, l2, hoyer, hoyer_square or lp<p>",), False)))
@@ -312,7 +312,7 @@ def test_the_stage_refuses_a_bad_file_before_writing_anything(tmp_path):
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "error: bad.yaml: distillation.setups.mnist5k.student_train.lr: got '2e-3': Input should be a valid "
-        "number (write floats as 1.0e-4: PyYAML reads 1e-4 as a string)"]
+        "number (a number must not be quoted: write 1.0e-4 or 1e-4, not '1e-4')"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 
@@ -323,7 +323,8 @@ def test_yaml_that_does_not_parse_is_one_line_too(tmp_path, capsys):
         load_params(path)
     assert info.value.code == 2
     [line] = capsys.readouterr().err.splitlines()
-    assert re.match(rf"error: {re.escape(str(path))}: not valid YAML: ", line)
+    assert re.match(rf"error: {re.escape(str(path))}:2:1: not valid YAML: expected ',' or ']', but got '<stream end>'$",
+                    line), line
 
 
 DVC_SET_PARAM_BUG = ("config.py reads params.yaml as YAML 1.1 (PyYAML), but `dvc exp run -S` rewrites it as YAML 1.2 "

@@ -84,7 +84,7 @@ def test_a_stage_reading_a_corrupt_file_prints_one_line_and_writes_nothing(workd
     path = workdir / "data" / "prepared" / "digits" / "inputs.pt"
     path.write_bytes(path.read_bytes()[:1000])
     result = run_stage(workdir, *TRAIN_BASELINE)
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input, like a bad params value
     assert result.stderr.splitlines() == [
         "error: data/prepared/digits/inputs.pt is truncated or altered (sha256 differs from dataset.json): "
         "re-run `dvc repro -f prepare@digits`"]

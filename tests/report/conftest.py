@@ -81,6 +81,13 @@ def fixture_params(**overrides):
     return validate_params({**PARAMS, **overrides})
 
 
+def complete_params_text(raw: dict) -> str:
+    """``raw`` with every default written out: a params file the stages accept."""
+    import yaml
+
+    return yaml.safe_dump(validate_params(raw).model_dump(mode="json"), sort_keys=False)
+
+
 def write_conversion_runs(root) -> None:
     """``runs/eval/mnist5k/<arch>/<point>/evaluate.json`` as ``evaluate_all`` writes them."""
     for (arch, point), values in CONVERSION_POINTS.items():

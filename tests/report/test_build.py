@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 
-from .conftest import PARAMS
+from .conftest import PARAMS, complete_params_text
 from .test_html import broken_images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run_stage(tmp_path, aggregates, out="reports", params=None):
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params or PARAMS))
+    params_file.write_text(complete_params_text(params or PARAMS))
     env = {**os.environ, "LOWSPIKE_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, str(ROOT / "stages/report.py"), "--params", str(params_file),
@@ -63,7 +62,7 @@ def test_stage_without_distillation_results_and_with_stale_figures(tmp_path, agg
     params = {**PARAMS, "report": {"formats": ["svg"], "dpi": 30}}
     empty = tmp_path / "nothing"
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
+    params_file.write_text(complete_params_text(params))
     from lowspike.config import read_params
     from lowspike.report.build import write_reports
 

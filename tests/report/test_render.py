@@ -8,22 +8,17 @@ decode; ``--dump-dom`` hands that record back.
 
 import html
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from lowspike.report.build import write_reports
 
+from ..browser import chromium, dump_dom  # noqa: F401 - chromium is a fixture
 from .conftest import fixture_params
 
 ROOT = Path(__file__).resolve().parents[2]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--virtual-time-budget=10000", "--dump-dom"]
 PROBE = """<script>
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
@@ -38,26 +33,11 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-def find_chromium() -> str | None:
-    candidates = [os.environ.get("LOWSPIKE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"]
-    return next((shutil.which(c) for c in candidates if c and shutil.which(c)), None)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no Chromium on this machine: install Debian's package (apt-get install chromium) "
-                    "or set LOWSPIKE_CHROMIUM to a Chromium binary")
-    return binary
-
-
 def render_check(chromium: str, page: Path, workdir: Path) -> dict:
     probe = workdir / f"probe-{page.name}"
     text = page.read_text()
     probe.write_text(text.replace("</body>", PROBE + "</body>"))
-    result = subprocess.run([chromium, *FLAGS, f"--user-data-dir={workdir / 'profile'}", probe.as_uri()],
-                            capture_output=True, text=True, timeout=120)
+    result = dump_dom(chromium, probe.as_uri(), workdir / "profile")
     match = re.search(r'<pre id="render-check">(.*?)</pre>', result.stdout, re.S)
     assert match, f"Chromium returned no render check (exit {result.returncode}): {result.stderr[-500:]}"
     return json.loads(html.unescape(match.group(1)))

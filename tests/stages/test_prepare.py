@@ -19,8 +19,16 @@ def run_stage(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def write_params(folder: Path, edit=None) -> None:
+    """The repository's params.yaml (a complete file) with ``edit(raw)`` applied."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    if edit is not None:
+        edit(raw)
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+
+
 def test_prepare_digits_writes_tensors_and_metadata(tmp_path):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"datasets": ["digits"]}}))
+    write_params(tmp_path)
     result = run_stage(tmp_path, "--dataset", "digits")
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "data" / "prepared" / "digits"
@@ -32,7 +40,7 @@ def test_prepare_digits_writes_tensors_and_metadata(tmp_path):
 
 
 def test_bad_params_value_is_one_line_exit_2_and_writes_nothing(tmp_path):
-    (tmp_path / "params.yaml").write_text("data:\n  seed: -3\n")
+    write_params(tmp_path, lambda raw: raw["data"].update(seed=-3))
     result = run_stage(tmp_path, "--dataset", "digits")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -41,8 +49,18 @@ def test_bad_params_value_is_one_line_exit_2_and_writes_nothing(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_an_empty_params_file_is_refused_and_nothing_is_written(tmp_path):
+    (tmp_path / "params.yaml").write_text("")
+    result = run_stage(tmp_path, "--dataset", "digits")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: params.yaml: <root>: the file is empty: every section must be written "
+                           "(profile, data, regularization, conversion, simulation, distillation, tracking, report")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
 def test_unknown_dataset_name_is_refused(tmp_path):
-    (tmp_path / "params.yaml").write_text("{}\n")
+    write_params(tmp_path)
     result = run_stage(tmp_path, "--dataset", "imagenet")
     assert result.returncode == 2
     assert "unknown dataset 'imagenet'" in result.stderr

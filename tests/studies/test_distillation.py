@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lowspike.artifacts import read_json, write_json
-from lowspike.config import validate_params
+from lowspike.config import ParamsError, validate_params
 from lowspike.studies import distillation
 
 
@@ -32,9 +32,9 @@ def test_run_from_command_line_matches_the_grid_entry():
         rebuilt = distillation.run_from_args(run.dataset, run.method, run.seed, **run.setting)
         assert rebuilt == run and rebuilt.name == run.name
         distillation.check_run(params, rebuilt)
-    with pytest.raises(SystemExit, match="not in the distillation grids"):
+    with pytest.raises(ParamsError, match="not in the distillation grids"):
         distillation.check_run(params, distillation.run_from_args("mnist5k", "soft_targets", 3, tau=123.0))
-    with pytest.raises(ValueError, match="needs"):
+    with pytest.raises(ParamsError, match="--method heterogeneous: needs --tau-t"):
         distillation.run_from_args("mnist5k", "heterogeneous", 0, tau_s=1.0)
 
 

@@ -23,6 +23,22 @@ DATASETS: dict[str, Callable[[DataConfig], RawDataset]] = {
 }
 
 
+IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
+    "mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "digits": (1, 8, 8), "cifar10": (3, 32, 32),
+}
+AUDIO_DATASETS = ("gsc", "spoken-commands")
+
+
+def sample_shape(name: str, cfg: DataConfig) -> tuple[int, ...]:
+    """The shape of one model input of dataset ``name``, known from params alone: the image, or
+    the MFCC map of a 1 s clip (:func:`.audio.feature_shape`)."""
+    if name in AUDIO_DATASETS:
+        from .audio import feature_shape
+
+        return feature_shape(cfg.mfcc, cfg.mfcc.sample_rate)
+    return IMAGE_SHAPES[name]
+
+
 def load_raw(name: str, cfg: DataConfig) -> RawDataset:
     """Read dataset ``name`` from its source."""
     try:
@@ -40,5 +56,6 @@ __all__ = [
     "RawDataset",
     "load_prepared",
     "load_raw",
+    "sample_shape",
     "write_prepared",
 ]

@@ -35,6 +35,15 @@ def mfcc_frames(num_samples: int, cfg: MfccConfig) -> int:
     return (num_samples + 2 * cfg.pad - cfg.n_fft) // cfg.hop_length + 1
 
 
+def feature_shape(cfg: MfccConfig, clip_samples: int) -> tuple[int, int, int]:
+    """``(1, n_mfcc, frames)`` of a clip of ``clip_samples`` samples: with ``pad`` on both sides,
+    ``frames = floor((L + 2 pad - n_fft) / hop) + 1``, or ``floor((L + 2 pad) / hop) + 1``
+    when centered (torch.stft pads ``n_fft / 2`` more on each side)."""
+    padded = clip_samples + 2 * cfg.pad
+    frames = padded // cfg.hop_length + 1 if cfg.center else (padded - cfg.n_fft) // cfg.hop_length + 1
+    return (1, cfg.n_mfcc, max(frames, 0))
+
+
 def build_mfcc(cfg: MfccConfig) -> torch.nn.Module:
     """``torchaudio.transforms.MFCC`` mapping float ``[B, L]`` to ``[B, n_mfcc, frames]``."""
     import torchaudio

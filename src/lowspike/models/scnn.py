@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .inputs import input_problem
 from .spiking import SpikingNetwork, SpikingNeurons, over_time, scaled
 
 
@@ -27,8 +28,9 @@ class SCNN(SpikingNetwork):
         self.pool = nn.AvgPool2d(2)
         h = ((height - 2) // 2 - 2) // 2
         w = ((width_px - 2) // 2 - 2) // 2
-        if h < 1 or w < 1:
-            raise ValueError(f"SCNN needs inputs of at least 10x10 pixels, got {height}x{width_px}")
+        problem = input_problem("scnn", tuple(input_shape))
+        if problem:
+            raise ValueError(problem)
         self.readout = nn.Linear(c2 * h * w, num_classes)
         self.finish_init(tuple(input_shape))
 

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..artifacts import read_json, write_json
-from ..config import Params
+from ..config import Params, ParamsError
 from ..data import load_prepared
 from ..data.loading import SplitTensors, load_split
 from ..models import build_dnn
@@ -129,7 +129,7 @@ def train_point(params: Params, point: Point, on_epoch=None, progress: bool = Fa
     }
     write_json(folder / "train.json", summary)  # no wall-clock field: the bytes must repeat
     checkpoint_path(f"dnn/{point.dataset}/{point.arch}/{point.name}").unlink(missing_ok=True)
-    return {**summary, "train_seconds": result.seconds}
+    return {**summary, "train_seconds": result.seconds, "resumed_from_epoch": result.resumed_from_epoch}
 
 
 def load_dnn(point: Point, device: torch.device | str = "cpu") -> nn.Module:
@@ -252,8 +252,8 @@ def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]
 
 
 def check_point(params: Params, point: Point) -> None:
-    """Refuse, with exit code 2 and one line, a point that params.yaml does not define."""
-    import sys
+    """Refuse (:class:`ParamsError`: one line, exit code 2 in a stage) a point that params.yaml
+    does not define, e.g. a stale matrix entry or a mistyped command line."""
 
     study = params.regularization
     problems = []
@@ -266,8 +266,7 @@ def check_point(params: Params, point: Point) -> None:
     if point.regularizer != "none" and point.lam not in study.lambdas:
         problems.append(f"lambda {point.lam!r} not in regularization.lambdas {study.lambdas}")
     if problems:
-        print(f"error: {problems[0]}", file=sys.stderr)
-        raise SystemExit(2)
+        raise ParamsError(problems[0])
 
 
 # ------------------------------------------------- convert, simulate, evaluate (per dataset x arch)

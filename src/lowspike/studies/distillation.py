@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..artifacts import read_json, write_json
-from ..config import Params, StudentSetup
+from ..config import Params, ParamsError, StudentSetup
 from ..data import load_prepared
 from ..data.loading import SplitTensors, load_split
 from ..distillation import kd_loss, total_loss
@@ -187,7 +187,7 @@ def train_teacher(params: Params, dataset: str, on_epoch=None, progress: bool = 
     }
     write_json(folder / "train.json", summary)  # no wall-clock field: the bytes must repeat
     checkpoint_path(run_id).unlink(missing_ok=True)
-    return {**summary, "train_seconds": result.seconds}
+    return {**summary, "train_seconds": result.seconds, "resumed_from_epoch": result.resumed_from_epoch}
 
 
 def load_teacher(dataset: str, device) -> nn.Module:
@@ -292,7 +292,7 @@ def train_student(params: Params, run: StudentRun, on_epoch=None, progress: bool
     }
     write_json(folder / "train.json", summary)  # no wall-clock field: the bytes must repeat
     checkpoint_path(run_id).unlink(missing_ok=True)
-    return {**summary, "train_seconds": result.seconds}
+    return {**summary, "train_seconds": result.seconds, "resumed_from_epoch": result.resumed_from_epoch}
 
 
 @torch.inference_mode()
@@ -365,16 +365,16 @@ def run_from_args(dataset: str, method: str, seed: int, **setting: Any) -> Stude
              "combined": ("tau_s", "tau_t", "norm", "lam"), "baseline": ()}[method]
     missing = [k for k in order if setting.get(k) is None]
     if missing:
-        raise ValueError(f"method {method} needs {missing}")
+        raise ParamsError(f"--method {method}: needs {', '.join('--' + k.replace('_', '-') for k in missing)}")
     return StudentRun(dataset, method, seed, tuple((k, setting[k]) for k in order))
 
 
 def check_run(params: Params, run: StudentRun) -> None:
     """Refuse a run that is not in the params grids (a stale matrix entry) before any work."""
     if run.dataset not in params.distillation.datasets:
-        raise SystemExit(f"error: dataset {run.dataset!r} is not in distillation.datasets")
+        raise ParamsError(f"--dataset {run.dataset!r}: not in distillation.datasets {params.distillation.datasets}")
     if run not in student_runs(params, run.dataset):
-        raise SystemExit(f"error: {run.name} seed {run.seed} is not in the distillation grids of params.yaml")
+        raise ParamsError(f"{run.name} seed {run.seed}: not in the distillation grids of params.yaml")
 
 
 def relative_delta(value: float | None, baseline: float | None) -> float | None:
