@@ -17,6 +17,7 @@ spikes of the forward passes the caller already runs into one record per weight 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,9 +225,7 @@ def pull_back(cell_map: torch.Tensor, source_shape: tuple[int, ...],
 
 def layer_input_shape(layer: nn.Module, pooled_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape in which ``layer`` reads a pooled map of one sample (the implicit reshape)."""
-    numel = 1
-    for n in pooled_shape:
-        numel *= n
+    numel = math.prod(pooled_shape)
     if isinstance(layer, nn.Linear):
         shape = (numel,)
         ok = numel == layer.in_features
@@ -282,11 +281,14 @@ def folded_weight_and_bias(layer: nn.Module, norm: nn.Module | None) -> tuple[to
         return weight, bias
     if norm.running_mean is None:
         raise ValueError("folding needs a batch norm with running statistics")
-    channels = norm.num_features
-    gamma = norm.weight.detach().to("cpu", torch.float64) if norm.weight is not None else torch.ones(channels, dtype=torch.float64)
-    beta = norm.bias.detach().to("cpu", torch.float64) if norm.bias is not None else torch.zeros(channels, dtype=torch.float64)
-    scale = gamma / torch.sqrt(norm.running_var.detach().to("cpu", torch.float64) + norm.eps)
-    mean = norm.running_mean.detach().to("cpu", torch.float64)
+    def as_float64(tensor: torch.Tensor | None, default: float) -> torch.Tensor:
+        if tensor is None:
+            return torch.full((norm.num_features,), default, dtype=torch.float64)
+        return tensor.detach().to("cpu", torch.float64)
+
+    gamma, beta = as_float64(norm.weight, 1.0), as_float64(norm.bias, 0.0)
+    scale = gamma / torch.sqrt(as_float64(norm.running_var, 1.0) + norm.eps)
+    mean = as_float64(norm.running_mean, 0.0)
     folded_bias = beta + ((bias if bias is not None else 0.0) - mean) * scale
     return weight * scale.reshape(-1, *([1] * (weight.dim() - 1))), folded_bias
 

@@ -39,6 +39,7 @@ and names the gaps. Where NeuroBench's conventions differ from ours (../shared/p
 from __future__ import annotations
 
 import copy
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -247,7 +248,7 @@ def _input_kind(projection, in_shape: list[int], neurons: dict[str, int]) -> str
         return "residual"
     if projection.source is NETWORK_INPUT:
         return "analog"
-    return "pooled spikes" if _numel(in_shape) < neurons[projection.source] else "spikes"
+    return "pooled spikes" if math.prod(in_shape) < neurons[projection.source] else "spikes"
 
 
 def neurobench_report(student: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 64,
@@ -313,7 +314,7 @@ def neurobench_report(student: nn.Module, inputs: torch.Tensor, labels: torch.Te
         "pooled_inputs_counted_as_macs": total("neurobench_effective_macs", ("pooled spikes",)),
         "residual_synops_not_counted": total("lowspike_synops", ("residual",)),
         "bias_additions_per_timestep_in_neither": float(sum(
-            r["biases"] * (_numel(r["out_shape"]) // r["out_shape"][0]) for r in weight_records)),
+            r["biases"] * (math.prod(r["out_shape"]) // r["out_shape"][0]) for r in weight_records)),
         "footprint_buffer_bytes": float(raw["Footprint"] - parameter_bytes),
     }
     return {
@@ -328,13 +329,6 @@ def neurobench_report(student: nn.Module, inputs: torch.Tensor, labels: torch.Te
                            for name in student.spiking_layer_names],
         "gaps": gaps,
     }
-
-
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _jsonable(value: Any) -> Any:
