@@ -49,6 +49,7 @@ from torch import nn
 
 from .metrics import NETWORK_INPUT, student_layer_activity
 from .models.spiking import SpikingNeurons
+from .snn.leaky import Current, Repeated, state_dtype
 
 NEUROBENCH_VERSION = "2.3.0"
 
@@ -75,8 +76,10 @@ def reference_neuron(layer: SpikingNeurons) -> snntorch.SpikingNeuron:
 
 
 class SteppedNeurons(nn.Module):
-    """A spiking layer run one timestep per call: ``[1, B, ...]`` current -> ``[1, B, ...]`` spikes,
-    through its snntorch neuron, the membrane carried from call to call (U = 0 after :meth:`reset`)."""
+    """A spiking layer run one timestep per call: ``[1, B, ...]`` current (or a static current
+    :class:`~lowspike.snn.leaky.Repeated` once) -> ``[1, B, ...]`` spikes, through its snntorch
+    neuron, the membrane carried from call to call (U = 0 after :meth:`reset`). A bfloat16 current
+    (convolutions under autocast) is integrated in float32, as the fused neurons do."""
 
     def __init__(self, neuron: snntorch.SpikingNeuron, layer_name: str):
         super().__init__()
@@ -88,7 +91,10 @@ class SteppedNeurons(nn.Module):
         self.membrane = None
         self.neuron.mem = torch.zeros(0, device=self.neuron.mem.device)
 
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
+    def forward(self, current: Current) -> torch.Tensor:
+        if isinstance(current, Repeated):
+            current = current.expand()
+        current = current.to(state_dtype(current))
         if current.shape[0] != 1:
             raise ValueError("a stepped layer takes one timestep per call")
         if self.membrane is None:
