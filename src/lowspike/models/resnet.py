@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..metrics import NETWORK_INPUT, Projection
 from .spiking import SpikingNetwork, SpikingNeurons, over_time, scaled
 
 
@@ -99,6 +100,21 @@ class SpikingResNet1d(SpikingNetwork):
             spikes += block_spikes
             s = block_spikes[-1]
         return over_time(lambda z: self.readout(z.mean(dim=2)), s), spikes
+
+    def projections(self) -> list[Projection]:
+        """What each weight layer and each shortcut reads and drives (for :mod:`lowspike.metrics`),
+        as in :meth:`run`: a block's shortcut adds its input spikes into its second neurons."""
+        projections = [Projection("stem.0", NETWORK_INPUT, "stem_spike", norm="stem.1")]
+        source, pooling = "stem_spike", (("avg", 2),)
+        for i in range(len(self.blocks)):
+            block = f"blocks.{i}"
+            projections += [
+                Projection(f"{block}.conv1", source, f"{block}.spike1", pooling, norm=f"{block}.bn1"),
+                Projection(f"{block}.conv2", f"{block}.spike1", f"{block}.spike2", norm=f"{block}.bn2"),
+                Projection(None, source, f"{block}.spike2", pooling, name=f"{block}.shortcut"),
+            ]
+            source, pooling = f"{block}.spike2", ()
+        return projections + [Projection("readout", source, None, (("global_avg",),))]
 
 
 def build_resnet15(input_shape, num_classes, width=1.0) -> ResNet1d:

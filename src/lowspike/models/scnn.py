@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..metrics import NETWORK_INPUT, Projection
 from .inputs import input_problem
 from .spiking import SpikingNetwork, SpikingNeurons, over_time, scaled
 
@@ -39,3 +40,9 @@ class SCNN(SpikingNetwork):
         s2 = self.spike2(over_time(lambda z: self.conv2(self.pool(z)), s1))
         readout = over_time(lambda z: self.readout(self.pool(z).flatten(1)), s2)
         return readout, [s1, s2]
+
+    def projections(self) -> list[Projection]:
+        """What each weight layer reads and drives (for :mod:`lowspike.metrics`), as in :meth:`run`."""
+        return [Projection("conv1", NETWORK_INPUT, "spike1"),
+                Projection("conv2", "spike1", "spike2", pooling=(("avg", 2),)),
+                Projection("readout", "spike2", None, pooling=(("avg", 2),))]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..metrics import NETWORK_INPUT, Projection
 from .spiking import SpikingNetwork, SpikingNeurons, fold_time, over_time, scaled, unfold_time
 
 CONFIGS: dict[str, list[int | str]] = {
@@ -109,6 +110,18 @@ class SpikingVGG(SpikingNetwork):
             h = neuron(over_time(fc, h))
             spikes.append(h)
         return over_time(self.readout, h), spikes
+
+    def projections(self) -> list[Projection]:
+        """What each weight layer reads and drives (for :mod:`lowspike.metrics`), as in :meth:`run`."""
+        projections, source, pooling = [], NETWORK_INPUT, ()
+        for i in range(len(self.convs)):
+            projections.append(Projection(f"convs.{i}", source, f"neurons.{i}", pooling, norm=f"norms.{i}"))
+            source, pooling = f"neurons.{i}", ((("avg", 2),) if self.pool_after[i] else ())
+        pooling += (("global_avg",),)
+        for j in range(len(self.fcs)):
+            projections.append(Projection(f"fcs.{j}", source, f"fc_neurons.{j}", pooling))
+            source, pooling = f"fc_neurons.{j}", ()
+        return projections + [Projection("readout", source, None, pooling)]
 
 
 def build_vgg13(input_shape, num_classes, width=1.0) -> VGG:
