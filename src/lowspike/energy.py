@@ -261,9 +261,9 @@ class NetworkActivity:
         names = [layer.name for layer in layers]
         if len(set(names)) != len(names):
             _fail("activity", "layers", names, "layer names must be unique")
-        for layer in layers:
+        for index, layer in enumerate(layers):
             if _exceeds(layer.output_spikes, layer.neurons * timesteps):
-                _fail(f"activity layer {layer.name!r}", "output_spikes", layer.output_spikes,
+                _fail(f"activity layer {index} {layer.name!r}", "output_spikes", layer.output_spikes,
                       f"must be at most neurons x timesteps ({layer.neurons * timesteps})")
         return cls(timesteps, layers)
 
