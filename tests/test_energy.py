@@ -369,7 +369,8 @@ def test_converted_snn_activity_maps_the_simulation_onto_weight_layers():
     assert (conv.weights, conv.biases, conv.dense_macs, conv.bias_outputs) == (27, 2, 27 * 64, 128)
     assert [layer.input_binary for layer in activity.layers] == [False, True, True]
     assert conv.synops == 0.0 and conv.input_events == pytest.approx(48 * 7)  # 48 non-zero pixels x T
-    assert fc1.input_events == simulation["spikes_per_layer"]["if1"] and fc1.synops == simulation["synops_per_layer"]["if1"]
+    assert fc1.input_events == simulation["spikes_per_layer"]["if1"]
+    assert fc1.synops == simulation["synops_per_layer"]["if1"]
     assert fc2.output_spikes == simulation["spikes_per_layer"]["if3"] and fc2.neurons == 4
     # effective MACs: weight and input both non-zero, counted directly on the DNN
     x = inputs

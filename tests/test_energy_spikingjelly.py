@@ -60,7 +60,8 @@ class FoldedLeNet(nn.Module):
         self.fc2 = nn.Linear(120, 84).double()
         self.fc3 = nn.Linear(84, 10).double()
         weights = [w[0]["weight"], fold_pooling(w[1]["weight"]),
-                   fold_pooling(w[2]["weight"].reshape(120, 16, 5, 5)).reshape(120, 1600), w[3]["weight"], w[4]["weight"]]
+                   fold_pooling(w[2]["weight"].reshape(120, 16, 5, 5)).reshape(120, 1600),
+                   w[3]["weight"], w[4]["weight"]]
         with torch.no_grad():
             for module, weight, spec in zip((self.conv1, self.conv2, self.fc1, self.fc2, self.fc3), weights, w):
                 module.weight.copy_(weight)

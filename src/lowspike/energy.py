@@ -482,6 +482,8 @@ def lemaire_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, N
     :func:`dense_input_reads` ``e(N_in)``, ``memory_params = (dense_MACs + B) e(P)``,
     ``memory_output = N_out e(N_out)``; ReLU costs nothing.
 
+    Equation numbers as the authors' implementation cites them (Qualia's
+    ``EnergyEstimationMetric`` docstrings; the paper itself was not at hand offline).
     Choices where the paper and its implementations disagree:
 
     - Eq. 2 multiplies the accumulates of a linear layer by ``N_in`` once more
@@ -495,6 +497,9 @@ def lemaire_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, N
     - Only non-zero biases are added and read (SpikingJelly: every output when the layer has a
       bias); the parameter memory holds weights and biases (SpikingJelly; Qualia prices the
       bias memory separately).
+    - Event addressing follows the equations (``theta_in C_out K``, ``theta_in N_out``), as
+      SpikingJelly; Qualia's code drops ``C_out`` for convolutions and multiplies ``N_out`` by
+      the spikerate instead of ``theta_in`` for linear layers.
     - The dense linear layer's addressing: :func:`dense_addressing`.
     """
     e_add, e_mul = (value * PICOJOULE for value in LEMAIRE_ARITHMETIC[cfg.lemaire.arithmetic])

@@ -129,7 +129,8 @@ def test_evaluate_writes_energy_per_point_and_aggregate_compares_it(tmp_path, mo
     assert baseline["energy_ops_snn_change_pct"] == 0.0 and baseline["energy_lemaire_snn_change_pct"] == 0.0
     assert other["energy_ops_snn_change_pct"] == pytest.approx(
         100 * (other["energy_ops_snn_j"] / baseline["energy_ops_snn_j"] - 1))
-    assert other["energy_ops_snn_cheaper_than_dnn_dense"] == (other["energy_ops_snn_j"] < other["energy_ops_dnn_dense_j"])
+    assert other["energy_ops_snn_cheaper_than_dnn_dense"] == (
+        other["energy_ops_snn_j"] < other["energy_ops_dnn_dense_j"])
     assert {(b["model"], b["reference"]) for b in result["break_even"]} == {
         ("ops", "dnn_dense"), ("ops", "dnn_effective"), ("lemaire", "dnn_dense")}
     summary = read_json(tmp_path / "results/conversion/summary.json")

@@ -246,7 +246,8 @@ def energy_break_even(baseline: dict) -> list[dict]:
                 continue
             rows.append({
                 "dataset": baseline["dataset"], "arch": baseline["arch"], "model": model, "reference": reference,
-                "break_even_spikerate": columns[f"energy_{model}_break_even_spikerate_{reference.removeprefix('dnn_')}"],
+                "break_even_spikerate":
+                    columns[f"energy_{model}_break_even_spikerate_{reference.removeprefix('dnn_')}"],
                 "baseline_spikerate": columns["energy_spikerate"], "timesteps": baseline.get("timesteps"),
                 "baseline_snn_j": columns[f"energy_{model}_snn_j"], "dnn_j": dnn,
             })
