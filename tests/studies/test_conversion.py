@@ -127,6 +127,7 @@ def test_evaluate_writes_energy_per_point_and_aggregate_compares_it(tmp_path, mo
     result = read_json(tmp_path / "results/conversion/results.json")
     baseline, other = sorted(result["rows"], key=lambda r: r["point"] != "baseline")
     assert baseline["energy_ops_snn_change_pct"] == 0.0 and baseline["energy_lemaire_snn_change_pct"] == 0.0
+    assert "activity" not in baseline and baseline["energy_terms"]["lemaire"]["snn"]["memory_params"] > 0
     assert other["energy_ops_snn_change_pct"] == pytest.approx(
         100 * (other["energy_ops_snn_j"] / baseline["energy_ops_snn_j"] - 1))
     assert other["energy_ops_snn_cheaper_than_dnn_dense"] == (
@@ -138,3 +139,11 @@ def test_evaluate_writes_energy_per_point_and_aggregate_compares_it(tmp_path, mo
     assert "energy_ops_dnn_dense_j" in summary["digits/mlp/baseline"]
     csv_header = (tmp_path / "results/conversion/results.csv").read_text().splitlines()[0]
     assert "energy_lemaire_snn_over_dnn_dense" in csv_header
+
+
+def test_aggregate_rows_keep_energy_term_totals_but_not_the_bulky_records():
+    record = {"point": "baseline", "activity": {"timesteps": 1, "layers": []},
+              "energy_breakdown": {"ops": {"snn": {"terms_j": {"mac": 1.0, "ac": 2.0},
+                                                   "layers": {"fc": {"mac": 1.0, "ac": 2.0}}}}}}
+    assert conversion.slim_record(record) == {"point": "baseline",
+                                              "energy_terms": {"ops": {"snn": {"mac": 1.0, "ac": 2.0}}}}

@@ -232,6 +232,17 @@ def energy_columns(record: dict) -> dict[str, Any]:
     return columns
 
 
+def slim_record(record: dict) -> dict:
+    """An ``evaluate.json`` record for the aggregate table: without the per-layer activity, and
+    with the energy breakdown reduced to each network's term totals in joules (``energy_terms``:
+    ``{model: {net: {term: J}}}``); per-layer totals stay in ``energy``."""
+    slim = {k: v for k, v in record.items() if k not in UNTRACKED_RECORD_KEYS}
+    if "energy_breakdown" in record:
+        slim["energy_terms"] = {model: {net: parts["terms_j"] for net, parts in nets.items()}
+                                  for model, nets in record["energy_breakdown"].items()}
+    return slim
+
+
 def energy_break_even(baseline: dict) -> list[dict]:
     """Per energy model and DNN reference, the break-even spikerate of an architecture: the
     baseline's (:func:`lowspike.energy.break_even_spikerate`, with the baseline's per-layer
@@ -271,7 +282,7 @@ def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]
             for point in points:
                 path = eval_root / dataset / arch / point.name / "evaluate.json"
                 if path.exists():
-                    rows.append(read_json(path))
+                    rows.append(slim_record(read_json(path)))
             baseline = next((r for r in rows if r["point"] == BASELINE), None)
             if baseline is None:
                 continue
@@ -280,7 +291,8 @@ def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]
             for row in rows:
                 for key in ("spikes", "eflops", "synops"):
                     row[f"{key}_change_pct"] = percent_change(row.get(key), baseline.get(key))
-                for key in [k for k in row if k.startswith("energy_") and k.endswith("_j")]:
+                for key in [k for k, v in row.items() if k.startswith("energy_") and k.endswith("_j")
+                            and not isinstance(v, dict)]:
                     row[f"{key[:-2]}_change_pct"] = percent_change(row[key], baseline.get(key))
                 for key in ("dnn_accuracy", "snn_accuracy"):
                     if row.get(key) is not None and baseline.get(key) is not None:
