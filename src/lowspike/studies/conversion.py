@@ -317,7 +317,7 @@ def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]
                     **({k: best.get(k) for k in (
                         "spikes_change_pct", "eflops_change_pct", "synops_change_pct",
                         "dnn_accuracy_delta_pts", "snn_accuracy_delta_pts")} if best else {}),
-                    **({k: v for k, v in best.items() if k.startswith("energy_") and not isinstance(v, bool)}
+                    **({k: v for k, v in best.items() if k.startswith("energy_") and not isinstance(v, (bool, dict))}
                        if best else {}),
                 })
                 curve = accuracy_synops_curve([baseline, *reg_rows], max_synops, chance)
