@@ -386,3 +386,6 @@ def test_converted_snn_activity_maps_the_simulation_onto_weight_layers():
         x = module(x)
     assert [layer.effective_macs for layer in activity.layers] == pytest.approx(direct, rel=1e-12)
     assert activity.spikerate == pytest.approx(float(out.spikes_per_sample.mean()) / (192 + 5 + 4))
+    old_record = {k: v for k, v in simulation.items() if k != "synops_per_layer"}
+    with pytest.raises(ValueError, match=r"lacks \['synops_per_layer'\].*re-run the simulate stage"):
+        converted_snn_activity(snn, old_record, eflops["per_layer"])

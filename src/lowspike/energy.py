@@ -633,6 +633,10 @@ def converted_snn_activity(snn: dict, simulation: dict, eflops_per_layer: dict[s
 
     from .snn.simulation import apply_layer
 
+    missing = [k for k in ("synops_per_layer", "input_events") if k not in simulation]
+    if missing:
+        raise ValueError(f"the simulation record lacks {missing} (written before energy existed): re-run the "
+                         "simulate stage")
     names = list(eflops_per_layer)
     spikes = simulation["spikes_per_layer"]
     synops = simulation["synops_per_layer"]
