@@ -1,5 +1,6 @@
 """DVC stage `aggregate_conversion`: collect every evaluate.json of the conversion study into one
-table with percent changes vs baseline, the selections of Tables 1-2 and the AUCs of Table 3."""
+table with percent changes vs baseline (energy too), SNN/DNN energy ratios, the selections of
+Tables 1-2, the AUCs of Table 3 and the break-even spikerate of each architecture."""
 
 from lowspike import runtime
 from lowspike.studies import conversion

@@ -1,4 +1,5 @@
-"""DVC stage `evaluate@<dataset>-<arch>`: DNN accuracy and EFLOPS, SNN accuracy, spikes and SynOps of every point."""
+"""DVC stage `evaluate@<dataset>-<arch>`: DNN accuracy and EFLOPS, SNN accuracy, spikes, SynOps and energy per
+inference (SNN and DNN, both energy models) of every point."""
 
 from lowspike import runtime
 from lowspike.studies import conversion
@@ -14,10 +15,12 @@ def main() -> int:
     runtime.setup()
     tags = {"dataset": args.dataset, "model": args.arch, "stage": "evaluate"}
     with start_run(params.tracking, "regularization", f"evaluate {args.dataset}/{args.arch}", tags) as run:
-        run.log_params({"conversion": params.conversion.model_dump(), "simulation": params.simulation.model_dump()})
+        run.log_params({"conversion": params.conversion.model_dump(), "simulation": params.simulation.model_dump(),
+                        "energy": params.energy.model_dump()})
         headline = conversion.evaluate_all(
             params, args.dataset, args.arch, progress=runtime.show_progress(),
-            on_point=lambda point, record: log_point_record(run, point, record))
+            on_point=lambda point, record: log_point_record(
+                run, point, {k: v for k, v in record.items() if k not in conversion.UNTRACKED_RECORD_KEYS}))
     runtime.announce(f"evaluate@{args.dataset}-{args.arch}", headline)
     return 0
 

@@ -389,6 +389,40 @@ class ReportConfig(Section):
     dpi: PosInt = 120
 
 
+class OpsEnergyConfig(Section):
+    """The ``ops`` energy model (Horowitz, ISSCC 2014, 45 nm): the arithmetic preset."""
+
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+
+
+class LemaireEnergyConfig(Section):
+    """The ``lemaire`` energy model (Lemaire et al., ICONIP 2022); see :mod:`lowspike.energy`."""
+
+    arithmetic: Literal["int32", "int8"] = "int32"
+    word_bits: Annotated[int, Field(ge=1, le=64)] = 32
+    sram_interpolation: Literal["piecewise", "linear_fit"] = "piecewise"
+    sram_access: Literal["word", "packed"] = "word"
+    fifo_words: PosInt = 1000
+    count_resets: bool = True
+    dense_fc_addressing: Literal["inputs_plus_outputs", "inputs_times_outputs"] = "inputs_plus_outputs"
+
+
+class EnergyConfig(Section):
+    """Energy per inference (issue 14): which models, and the choices of each."""
+
+    models: list[Literal["ops", "lemaire"]] = Field(default_factory=lambda: ["ops", "lemaire"])
+    analog_input: Literal["once", "every_timestep"] = "once"
+    ops: OpsEnergyConfig = OpsEnergyConfig()
+    lemaire: LemaireEnergyConfig = LemaireEnergyConfig()
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("must not repeat a value")
+        return values
+
+
 class Params(Section):
     profile: str = "default"
     data: DataConfig = DataConfig()
@@ -398,6 +432,7 @@ class Params(Section):
     distillation: DistillationStudyConfig = DistillationStudyConfig()
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
+    energy: EnergyConfig = EnergyConfig()
 
 
 class _ParamsLoader(yaml.SafeLoader):

@@ -197,3 +197,24 @@ def test_dense_mode_keeps_counts_and_synops_of_the_per_step_formulas():
                 x = apply_layer(spec, x)
     assert torch.equal(out.synops_per_sample, synops)
     assert torch.equal(out.spikes_per_sample, spikes)
+
+
+def test_synops_per_source_layer_add_up_exactly_to_the_total():
+    """Column 0: SynOps of the input's spikes (Bernoulli coding), column l: of IF layer l's
+    spikes (the output layer's are 0); each equals its layer's spike counts x fan-out."""
+    from lowspike.metrics import spiking_fanouts, synops_from_spikes
+
+    snn, inputs = _random_snn(torch.float32, 5)
+    fanouts = spiking_fanouts(snn)
+    out = simulate_batch(snn, inputs, 12, "bernoulli", torch.Generator().manual_seed(1), fanouts, mode="dense")
+    assert out.synops_per_layer.shape == (inputs.shape[0], len(fanouts))
+    assert torch.equal(out.synops_per_layer.sum(dim=1), out.synops_per_sample)
+    assert (out.synops_per_layer[:, :-1] > 0).all() and (out.synops_per_layer[:, -1] == 0).all()
+    g = torch.Generator().manual_seed(1)
+    input_synops = torch.zeros(inputs.shape[0], dtype=torch.float64)
+    for _ in range(12):
+        input_synops += synops_from_spikes((torch.rand(inputs.shape, generator=g) < inputs).float(), fanouts[0])
+    assert torch.equal(out.synops_per_layer[:, 0], input_synops)
+    analog = simulate_batch(snn, inputs, 12, fanouts=fanouts)
+    assert (analog.synops_per_layer[:, 0] == 0).all()
+    assert torch.equal(analog.synops_per_layer.sum(dim=1), analog.synops_per_sample)

@@ -73,3 +73,77 @@ def test_percent_change_is_undefined_for_a_zero_baseline():
 def test_a_diverged_baseline_selects_nothing():
     rows = [{"point": "a", "snn_accuracy": 0.9, "synops": 5.0, "status": "ok"}]
     assert conversion.select_best(rows, {"status": "diverged"}, max_drop=0.5) is None
+
+
+def test_evaluate_writes_energy_per_point_and_aggregate_compares_it(tmp_path, monkeypatch):
+    """digits MLP, baseline and one L1 point, T = 6, Bernoulli input: energy per point (both
+    models, SNN and DNN, per layer), the ops SNN energy rebuilt from the record by hand, and
+    the aggregate's changes vs the baseline, ratios, break-even and DVC metrics."""
+    import torch
+
+    from lowspike.energy import NetworkActivity
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    params = validate_params({
+        "data": {"datasets": ["digits"]},
+        "regularization": {"datasets": ["digits"], "archs": ["mlp"], "regularizers": ["l1"], "lambdas": [1.0e-3],
+                           "train": {"lr": 1.0e-2, "batch_size": 64, "max_epochs": 2, "patience": 2}},
+        "simulation": {"timesteps": 6, "input_coding": "bernoulli"},
+        "tracking": {"enabled": False},
+    })
+    write_prepared(load_raw("digits", params.data), tmp_path / "data/prepared/digits")
+    for point in conversion.grid(params, "digits", "mlp"):
+        conversion.train_point(params, point)
+    conversion.convert_all(params, "digits", "mlp")
+    conversion.simulate_all(params, "digits", "mlp")
+    seen = {}
+    conversion.evaluate_all(params, "digits", "mlp", on_point=lambda name, record: seen.setdefault(name, record))
+
+    sim = read_json(tmp_path / "runs/sim/digits/mlp/baseline/simulation.json")
+    assert sum(sim["synops_per_layer"].values()) == pytest.approx(sim["synops"], rel=1e-12)
+    assert sim["synops_per_layer"]["input"] > 0 and sim["synops_per_layer"]["if3"] == 0.0
+    record = read_json(tmp_path / "runs/eval/digits/mlp/baseline/evaluate.json")
+    assert set(seen) == {"baseline", "l1-0.001"} and set(conversion.UNTRACKED_RECORD_KEYS) <= set(record)
+    activity = NetworkActivity.from_dict(record["activity"])
+    assert [layer.input_binary for layer in activity.layers] == [True, True, True]
+    assert activity.layers[0].input_events == pytest.approx(sim["input_events"])
+    # ops, fp32: every SynOp 0.9 pJ, every non-zero bias 0.9 pJ per step; no MAC (binary input)
+    biases = sum(layer.bias_outputs for layer in activity.layers) * 6
+    assert record["energy"]["ops"]["snn_j"] == pytest.approx(0.9e-12 * (record["synops"] + biases), rel=1e-9)
+    dense_macs = sum(layer.dense_macs for layer in activity.layers)
+    assert record["energy"]["ops"]["dnn_dense_j"] == pytest.approx(
+        4.6e-12 * dense_macs + 0.9e-12 * biases / 6, rel=1e-12)
+    # zero-skipping DNN: EFLOPS = effective MACs + non-zero biases
+    assert record["energy"]["ops"]["dnn_effective_j"] == pytest.approx(
+        4.6e-12 * (record["eflops"] - biases / 6) + 0.9e-12 * biases / 6, rel=1e-9)
+    for model in ("ops", "lemaire"):
+        figures = record["energy"][model]
+        assert figures["snn_j"] == pytest.approx(sum(figures["per_layer_j"]["snn"].values()))
+        assert list(figures["per_layer_j"]["snn"]) == list(record["eflops_per_layer"])
+        assert figures["snn_over_dnn_dense"] == pytest.approx(figures["snn_j"] / figures["dnn_dense_j"])
+
+    conversion.write_aggregate(params, tmp_path / "results/conversion")
+    result = read_json(tmp_path / "results/conversion/results.json")
+    baseline, other = sorted(result["rows"], key=lambda r: r["point"] != "baseline")
+    assert baseline["energy_ops_snn_change_pct"] == 0.0 and baseline["energy_lemaire_snn_change_pct"] == 0.0
+    assert "activity" not in baseline and baseline["energy_terms"]["lemaire"]["snn"]["memory_params"] > 0
+    assert other["energy_ops_snn_change_pct"] == pytest.approx(
+        100 * (other["energy_ops_snn_j"] / baseline["energy_ops_snn_j"] - 1))
+    assert other["energy_ops_snn_cheaper_than_dnn_dense"] == (
+        other["energy_ops_snn_j"] < other["energy_ops_dnn_dense_j"])
+    assert {(b["model"], b["reference"]) for b in result["break_even"]} == {
+        ("ops", "dnn_dense"), ("ops", "dnn_effective"), ("lemaire", "dnn_dense")}
+    summary = read_json(tmp_path / "results/conversion/summary.json")
+    assert summary["digits/mlp/baseline"]["energy_lemaire_snn_j"] == baseline["energy_lemaire_snn_j"]
+    assert "energy_ops_dnn_dense_j" in summary["digits/mlp/baseline"]
+    csv_header = (tmp_path / "results/conversion/results.csv").read_text().splitlines()[0]
+    assert "energy_lemaire_snn_over_dnn_dense" in csv_header
+
+
+def test_aggregate_rows_keep_energy_term_totals_but_not_the_bulky_records():
+    record = {"point": "baseline", "activity": {"timesteps": 1, "layers": []},
+              "energy_breakdown": {"ops": {"snn": {"terms_j": {"mac": 1.0, "ac": 2.0},
+                                                   "layers": {"fc": {"mac": 1.0, "ac": 2.0}}}}}}
+    assert conversion.slim_record(record) == {"point": "baseline",
+                                              "energy_terms": {"ops": {"snn": {"mac": 1.0, "ac": 2.0}}}}

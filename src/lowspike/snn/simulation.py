@@ -154,6 +154,8 @@ class SimulationOutput:
     predictions: torch.Tensor  # [T, B] predicted class after each step
     input_spikes_per_sample: torch.Tensor  # [B] (0 for analog input)
     synops_per_sample: torch.Tensor  # [B] float64, 0 when no fan-outs were given
+    synops_per_layer: torch.Tensor  # [B, L + 1] float64: caused by the input's spikes (column 0)
+    # and by each IF layer's (column l); sums to synops_per_sample exactly (integer counts)
 
 
 class _WeightLayer:
@@ -226,7 +228,8 @@ def simulate_batch(snn: dict, inputs: torch.Tensor, timesteps: int, input_coding
                    generator: torch.Generator | None = None,
                    fanouts: list[torch.Tensor] | None = None, mode: Mode = "auto") -> SimulationOutput:
     """Simulate ``inputs`` for ``timesteps`` steps; ``fanouts`` (from
-    :func:`lowspike.metrics.spiking_fanouts`) turns every spike into its SynOps.
+    :func:`lowspike.metrics.spiking_fanouts`) turns every spike into its SynOps, per source
+    layer (``synops_per_layer``) and in total.
 
     ``mode``: ``"dense"`` computes every current with ``addmm``/``conv2d`` (bit-identical to the
     plain step-by-step reference), ``"event"`` from the active inputs only, ``"auto"`` picks per
@@ -277,11 +280,12 @@ def simulate_batch(snn: dict, inputs: torch.Tensor, timesteps: int, input_coding
     for layer in layers:
         per_sample += layer.counts.flatten(1).sum(dim=1)
     input_spikes = input_counts.flatten(1).sum(dim=1) if input_counts is not None else torch.zeros(batch, device=device)
-    synops = torch.zeros(batch, dtype=torch.float64, device=device)
+    synops_per_layer = torch.zeros(batch, len(layers) + 1, dtype=torch.float64, device=device)
     if fanouts is not None:
-        counts = ([input_counts] if input_counts is not None else [None]) + [layer.counts for layer in layers]
-        for count, fanout in zip(counts, fanouts):
+        counts = [input_counts] + [layer.counts for layer in layers]
+        for column, (count, fanout) in enumerate(zip(counts, fanouts)):
             if count is not None:
-                synops += synops_from_spikes(count, fanout.to(device))
-    return SimulationOutput(spikes_per_layer, per_sample + input_spikes, predictions, input_spikes, synops)
+                synops_per_layer[:, column] = synops_from_spikes(count, fanout.to(device))
+    return SimulationOutput(spikes_per_layer, per_sample + input_spikes, predictions, input_spikes,
+                            synops_per_layer.sum(dim=1), synops_per_layer)
 

@@ -31,6 +31,7 @@ from ..training import StepOutput, fit, pick_device, seed_everything
 from .common import accuracy, checkpoint_path, fingerprint, format_value, load_model_payload, save_model
 
 BASELINE = "baseline"
+UNTRACKED_RECORD_KEYS = ("energy_breakdown", "activity")
 PointCallback = Callable[[str, dict], None]
 RUNS = Path("runs")
 
@@ -203,13 +204,77 @@ def accuracy_synops_curve(
     }
 
 
+ENERGY_NETWORKS = ("snn", "dnn_dense", "dnn_effective")
+ENERGY_REFERENCES = ("dnn_dense", "dnn_effective")
+
+
+def energy_columns(record: dict) -> dict[str, Any]:
+    """Flat energy fields of an ``evaluate.json`` record (none without ``energy``), per model
+    ``m``: ``energy_<m>_<net>_j`` (joules per inference of snn, dnn_dense, dnn_effective),
+    ``energy_<m>_snn_over_<ref>`` (SNN/DNN ratio), ``energy_<m>_snn_cheaper_than_<ref>``,
+    ``energy_<m>_break_even_spikerate_<dense|effective>``; and ``energy_spikerate``."""
+    energy = record.get("energy")
+    if not energy:
+        return {}
+    columns: dict[str, Any] = {"energy_spikerate": energy.get("spikerate")}
+    for model, figures in energy.items():
+        if not isinstance(figures, dict):
+            continue
+        for net in ENERGY_NETWORKS:
+            columns[f"energy_{model}_{net}_j"] = figures.get(f"{net}_j")
+        for reference in ENERGY_REFERENCES:
+            suffix = reference.removeprefix("dnn_")
+            columns[f"energy_{model}_snn_over_{reference}"] = figures.get(f"snn_over_{reference}")
+            dnn = figures.get(f"{reference}_j")
+            columns[f"energy_{model}_snn_cheaper_than_{reference}"] = (
+                figures["snn_j"] < dnn if dnn is not None and figures.get("snn_j") is not None else None)
+            columns[f"energy_{model}_break_even_spikerate_{suffix}"] = figures.get(f"break_even_spikerate_{suffix}")
+    return columns
+
+
+def slim_record(record: dict) -> dict:
+    """An ``evaluate.json`` record for the aggregate table: without the per-layer activity, and
+    with the energy breakdown reduced to each network's term totals in joules (``energy_terms``:
+    ``{model: {net: {term: J}}}``); per-layer totals stay in ``energy``."""
+    slim = {k: v for k, v in record.items() if k not in UNTRACKED_RECORD_KEYS}
+    if "energy_breakdown" in record:
+        slim["energy_terms"] = {model: {net: parts["terms_j"] for net, parts in nets.items()}
+                                  for model, nets in record["energy_breakdown"].items()}
+    return slim
+
+
+def energy_break_even(baseline: dict) -> list[dict]:
+    """Per energy model and DNN reference, the break-even spikerate of an architecture: the
+    baseline's (:func:`lowspike.energy.break_even_spikerate`, with the baseline's per-layer
+    distribution of activity), beside the baseline's own spikerate and energies."""
+    columns = energy_columns(baseline)
+    models = [m for m, figures in (baseline.get("energy") or {}).items() if isinstance(figures, dict)]
+    rows = []
+    for model in models:
+        for reference in ENERGY_REFERENCES:
+            dnn = columns.get(f"energy_{model}_{reference}_j")
+            if dnn is None:
+                continue
+            rows.append({
+                "dataset": baseline["dataset"], "arch": baseline["arch"], "model": model, "reference": reference,
+                "break_even_spikerate":
+                    columns[f"energy_{model}_break_even_spikerate_{reference.removeprefix('dnn_')}"],
+                "baseline_spikerate": columns["energy_spikerate"], "timesteps": baseline.get("timesteps"),
+                "baseline_snn_j": columns[f"energy_{model}_snn_j"], "dnn_j": dnn,
+            })
+    return rows
+
+
 def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]:
     """Collect every evaluate.json of the current grid into one table with deltas,
-    selections (Tables 1-2) and accuracy-vs-SynOps AUCs (Table 3)."""
+    selections (Tables 1-2), accuracy-vs-SynOps AUCs (Table 3) and, per architecture, the
+    break-even spikerates of the energy models (:func:`energy_break_even`). Energy columns:
+    :func:`energy_columns`, plus ``energy_<m>_<net>_change_pct`` vs the baseline."""
     study = params.regularization
     table: list[dict] = []
     selections: list[dict] = []
     curves: list[dict] = []
+    break_even: list[dict] = []
     for dataset in study.datasets:
         for arch in study.archs:
             points = grid(params, dataset, arch)
@@ -217,19 +282,26 @@ def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]
             for point in points:
                 path = eval_root / dataset / arch / point.name / "evaluate.json"
                 if path.exists():
-                    rows.append(read_json(path))
+                    rows.append(slim_record(read_json(path)))
             baseline = next((r for r in rows if r["point"] == BASELINE), None)
             if baseline is None:
                 continue
             for row in rows:
+                row.update(energy_columns(row))
+            for row in rows:
                 for key in ("spikes", "eflops", "synops"):
                     row[f"{key}_change_pct"] = percent_change(row.get(key), baseline.get(key))
+                for key in [k for k, v in row.items() if k.startswith("energy_") and k.endswith("_j")
+                            and not isinstance(v, dict)]:
+                    row[f"{key[:-2]}_change_pct"] = percent_change(row[key], baseline.get(key))
                 for key in ("dnn_accuracy", "snn_accuracy"):
                     if row.get(key) is not None and baseline.get(key) is not None:
                         row[f"{key}_delta_pts"] = 100.0 * (row[key] - baseline[key])
                     else:
                         row[f"{key}_delta_pts"] = None
             table.extend(rows)
+            if baseline.get("status") == "ok":
+                break_even.extend(energy_break_even(baseline))
             max_drop = study.max_accuracy_drop.get(dataset, 0.5)
             max_synops = max((r["synops"] for r in rows if r.get("status") == "ok"), default=0.0)
             chance = 1.0 / max(1, baseline.get("num_classes", 10))
@@ -245,10 +317,12 @@ def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]
                     **({k: best.get(k) for k in (
                         "spikes_change_pct", "eflops_change_pct", "synops_change_pct",
                         "dnn_accuracy_delta_pts", "snn_accuracy_delta_pts")} if best else {}),
+                    **({k: v for k, v in best.items() if k.startswith("energy_") and not isinstance(v, (bool, dict))}
+                       if best else {}),
                 })
                 curve = accuracy_synops_curve([baseline, *reg_rows], max_synops, chance)
                 curves.append({"dataset": dataset, "arch": arch, "regularizer": reg, **curve})
-    return {"rows": table, "selections": selections, "curves": curves}
+    return {"rows": table, "selections": selections, "curves": curves, "break_even": break_even}
 
 
 def check_point(params: Params, point: Point) -> None:
@@ -308,7 +382,13 @@ def convert_all(params: Params, dataset: str, arch: str, progress: bool = False,
 
 def simulate_all(params: Params, dataset: str, arch: str, progress: bool = False,
                  on_point: PointCallback | None = None) -> str:
-    """Simulate every converted SNN on the test split; write ``simulation.json`` per point."""
+    """Simulate every converted SNN on the test split; write ``simulation.json`` per point.
+
+    Besides accuracy, spikes and SynOps, the record holds what the energy models need:
+    ``synops_per_layer`` (SynOps caused by the input's spikes, ``input``, and by each IF
+    layer's, ``if<l>``; they add up to ``synops``) and ``input_events`` (non-zero inputs of the
+    first layer summed over T: input spikes, or the non-zero pixels x T with analog coding),
+    all means per sample."""
     from ..metrics import spiking_fanouts
     from ..snn.conversion import load_converted
     from ..snn.simulation import simulate_batch
@@ -326,18 +406,24 @@ def simulate_all(params: Params, dataset: str, arch: str, progress: bool = False
         snn = load_converted(point.folder("snn") / "snn.pt")
         fanouts = spiking_fanouts(snn)
         generator = torch.Generator().manual_seed(cfg.seed)
-        per_layer, spikes, synops, correct = None, [], [], None
+        per_layer, spikes, synops, synops_by_source, input_spikes, correct = None, [], [], [], [], None
         for start in range(0, inputs.shape[0], cfg.batch_size):
             out = simulate_batch(snn, inputs[start:start + cfg.batch_size], cfg.timesteps, cfg.input_coding,
                                  generator, fanouts)
             per_layer = out.spikes_per_layer if per_layer is None else per_layer + out.spikes_per_layer
             spikes.append(out.spikes_per_sample.cpu())
             synops.append(out.synops_per_sample.cpu())
+            synops_by_source.append(out.synops_per_layer.cpu())
+            input_spikes.append(out.input_spikes_per_sample.double().cpu())
             hits = (out.predictions == labels[start:start + cfg.batch_size]).sum(dim=1).cpu()
             correct = hits if correct is None else correct + hits
         n = inputs.shape[0]
         accuracy_per_step = (correct.double() / n).tolist()
         layer_names = [f"if{i + 1}" for i in range(per_layer.shape[1])]
+        if cfg.input_coding == "analog":
+            input_events = (inputs != 0).flatten(1).sum(dim=1).double().mean().item() * cfg.timesteps
+        else:
+            input_events = float(torch.cat(input_spikes).mean())
         record = {
             "point": point.name, "status": "ok", "timesteps": cfg.timesteps, "input_coding": cfg.input_coding,
             "samples": n,
@@ -345,6 +431,8 @@ def simulate_all(params: Params, dataset: str, arch: str, progress: bool = False
             "accuracy_per_timestep": accuracy_per_step,
             "spikes": float(torch.cat(spikes).double().mean()),
             "synops": float(torch.cat(synops).mean()),
+            "synops_per_layer": dict(zip(["input", *layer_names], torch.cat(synops_by_source).mean(dim=0).tolist())),
+            "input_events": input_events,
             "spikes_per_layer": dict(zip(layer_names, (per_layer.sum(dim=0).double() / n).tolist())),
             "spikes_per_timestep_per_layer": (per_layer.double() / n).tolist(),
         }
@@ -357,8 +445,17 @@ def simulate_all(params: Params, dataset: str, arch: str, progress: bool = False
 
 def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False,
                  on_point: PointCallback | None = None) -> str:
-    """Join DNN accuracy and EFLOPS with the simulation into ``evaluate.json`` per point."""
+    """Join DNN accuracy and EFLOPS with the simulation into ``evaluate.json`` per point.
+
+    Energy (:mod:`lowspike.energy`, params ``energy``): ``activity`` is the per-layer record of
+    the converted SNN (:func:`~lowspike.energy.converted_snn_activity`), ``energy`` the totals
+    per model of the SNN and of its DNN (dense and zero-skipping), per layer, the SNN/DNN ratios
+    and the break-even spikerates, ``energy_breakdown`` every term per layer. The callback sees
+    the whole record; :data:`UNTRACKED_RECORD_KEYS` are the bulky parts to keep out of MLflow.
+    """
+    from ..energy import converted_snn_activity, evaluate_energy
     from ..metrics import eflops_per_sample
+    from ..snn.conversion import load_converted
 
     device = pick_device()
     test = split_inputs(params, dataset, "test", device)
@@ -374,11 +471,16 @@ def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False
                 logits = torch.cat([model(chunk) for chunk in inputs.split(1000)])
             eflops = eflops_per_sample(model, inputs)
             sim = read_json(point.folder("sim") / "simulation.json")
+            activity = converted_snn_activity(load_converted(point.folder("snn") / "snn.pt"), sim,
+                                              eflops["per_layer"])
+            energy = evaluate_energy(activity, params.energy)
             record.update({
                 "dnn_accuracy": accuracy(logits, labels),
                 "eflops": eflops["total"], "eflops_per_layer": eflops["per_layer"],
                 **{k: sim[k] for k in ("snn_accuracy", "spikes", "synops", "spikes_per_layer", "samples",
                                       "accuracy_per_timestep", "timesteps")},
+                "energy": energy["summary"], "energy_breakdown": energy["breakdown"],
+                "activity": activity.to_dict(),
             })
         write_json(point.folder("eval") / "evaluate.json", record)
         if on_point is not None:
@@ -395,16 +497,29 @@ def write_aggregate(params: Params, out_dir: str | Path) -> str:
     write_json(out_dir / "results.json", result)
     columns = ["dataset", "arch", "point", "regularizer", "lambda", "status", "dnn_accuracy", "snn_accuracy",
                "spikes", "eflops", "synops", "spikes_change_pct", "eflops_change_pct", "synops_change_pct",
-               "dnn_accuracy_delta_pts", "snn_accuracy_delta_pts"]
+               "dnn_accuracy_delta_pts", "snn_accuracy_delta_pts", "energy_spikerate"]
+    for model in params.energy.models:
+        columns += [f"energy_{model}_{net}_j" for net in ENERGY_NETWORKS]
+        columns += [f"energy_{model}_{net}_change_pct" for net in ("snn", "dnn_effective")]
+        columns += [f"energy_{model}_snn_over_{reference}" for reference in ENERGY_REFERENCES]
+        columns += [f"energy_{model}_break_even_spikerate_{reference.removeprefix('dnn_')}"
+                    for reference in ENERGY_REFERENCES]
     write_csv(out_dir / "results.csv", result["rows"], columns)
+
+    def numeric_energy(values: dict) -> dict[str, float]:
+        return {k: v for k, v in values.items()
+                if k.startswith("energy_") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
     summary: dict[str, Any] = {}
     for row in result["rows"]:
         if row["point"] == BASELINE and row.get("status") == "ok":
             key = f"{row['dataset']}/{row['arch']}/baseline"
             summary[key] = {k: row[k] for k in ("dnn_accuracy", "snn_accuracy", "spikes", "eflops", "synops")}
+            summary[key].update({k: v for k, v in numeric_energy(row).items() if not k.endswith("_change_pct")})
     for selection in result["selections"]:
         key = f"{selection['dataset']}/{selection['arch']}/{selection['regularizer']}"
         summary[key] = {k: v for k, v in selection.items() if k.endswith(("_pct", "_pts")) or k == "lambda"}
+        summary[key].update(numeric_energy(selection))
     for curve in result["curves"]:
         key = f"{curve['dataset']}/{curve['arch']}/{curve['regularizer']}"
         summary.setdefault(key, {}).update({"auc": curve["auc"], "auc_smoothed": curve["auc_smoothed"]})

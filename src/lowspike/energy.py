@@ -1,0 +1,675 @@
+"""Energy per inference of a spiking network and of its non-spiking counterpart (issue 14).
+
+Two models, one registry :data:`ENERGY_MODELS` (params ``energy.models``), both functions of
+a network's per-layer activity (:class:`NetworkActivity`) and of :class:`~lowspike.config.EnergyConfig`:
+
+- ``ops`` (:func:`ops_energy`): Horowitz (ISSCC 2014, 45 nm) arithmetic only,
+  ``E = E_MAC * MACs + E_AC * ACs``.
+- ``lemaire`` (:func:`lemaire_energy`): Lemaire et al., "An Analytical Estimation of Spiking
+  Neural Networks Energy Efficiency", ICONIP 2022: arithmetic, event addressing and SRAM
+  traffic (weights, biases, membrane potentials, inputs and outputs) priced by memory size.
+
+Each returns the energy, in joules per inference (one sample, all T timesteps), of three
+networks with the same layers: ``snn`` (the spiking network as recorded), ``dnn_dense`` (its
+non-spiking counterpart with ReLU activations, every MAC paid) and, for ``ops`` when the
+records carry ``effective_macs``, ``dnn_effective`` (the same network on zero-skipping
+hardware: only the MACs whose weight and input are both non-zero, the EFLOPS of Eq. 1 of the
+regularization paper). Every energy is a sum of named terms per layer
+(:class:`NetworkEnergy`), so reports can show compute against memory.
+
+Conventions (../shared/papers/README.md): SynOps count every spike times the number of
+non-zero weights that read it, exact at borders, summed over T; a spike through k x k average
+pooling counts the fan-out of its pooled cell, so a layer fed by pooled spikes has binary
+input events. The spikerate is spikes per neuron per inference (Eq. 12 of the distillation
+paper), in [0, T].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .config import EnergyConfig
+
+PICOJOULE = 1.0e-12
+
+OPS_PRESETS: dict[str, tuple[float, float]] = {
+    "fp32": (4.6, 0.9),
+    "fp16": (1.5, 0.4),
+    "int8": (0.23, 0.03),
+}
+"""``(E_MAC, E_AC)`` in pJ at 45 nm (Horowitz, ISSCC 2014, Fig. 1.1.9): a MAC is a multiply
+plus an add (fp32 3.7 + 0.9, fp16 1.1 + 0.4, int8 0.2 + 0.03), an AC one add."""
+
+LEMAIRE_ARITHMETIC: dict[str, tuple[float, float]] = {
+    "int32": (0.1, 3.1),
+    "int8": (0.03, 0.2),
+}
+"""``(E_add, E_mul)`` in pJ of integer arithmetic at 45 nm (Horowitz 2014), as used by
+Lemaire et al. 2022 (int32) and by its Qualia implementation (int8 for 8-bit memories)."""
+
+SRAM_ACCESS_POINTS: tuple[tuple[float, float], ...] = (
+    (8.0 * 1024, 10.0),
+    (32.0 * 1024, 20.0),
+    (1024.0 * 1024, 100.0),
+)
+"""Horowitz 2014 (Fig. 1.1.9): energy in pJ of one 64-bit access to an SRAM of 8 KiB, 32 KiB
+and 1 MiB (memory size in bytes)."""
+
+SRAM_LINEAR_FIT = (13.2, 1.09e-5)
+"""``(intercept pJ, slope pJ per bit of memory)``: the straight line Lemaire et al. fitted to
+the three Horowitz points (the constants of the authors' implementation, Qualia's
+``EnergyEstimationMetric._e_ram``; an ordinary least-squares line through the points gives
+13.26 pJ and 1.035e-5 pJ/bit)."""
+
+LAYER_KINDS = ("linear", "conv1d", "conv2d")
+NEURON_MODELS = ("if", "lif", "none")
+ACTIVITY_KEYS = (
+    "name", "kind", "in_shape", "out_shape", "weights", "nonzero_weights", "biases", "dense_macs",
+    "effective_macs", "input_binary", "synops", "input_events", "neurons", "output_spikes", "neuron_model",
+)
+_RELATIVE_SLACK = 1.0e-9
+
+
+# ------------------------------------------------------------------------ activity records
+
+
+def _fail(where: str, key: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"{where}: {key}: got {value!r}: {allowed}")
+
+
+def _count(where: str, key: str, value: Any, integer: bool = False) -> float:
+    """A finite non-negative number (an int when ``integer``); bools are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(where, key, value, "must be a number")
+    if not math.isfinite(value) or value < 0:
+        _fail(where, key, value, "must be a finite number >= 0")
+    if integer and value != int(value):
+        _fail(where, key, value, "must be a whole number")
+    return int(value) if integer else float(value)
+
+
+def _shape(where: str, key: str, value: Any, rank: int) -> tuple[int, ...]:
+    if (not isinstance(value, (list, tuple)) or len(value) != rank
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        _fail(where, key, value, f"must be a list of {rank} positive integers (one sample, one timestep)")
+    return tuple(value)
+
+
+def _exceeds(value: float, bound: float) -> bool:
+    return value > bound * (1.0 + _RELATIVE_SLACK) + _RELATIVE_SLACK
+
+
+@dataclass(frozen=True)
+class LayerActivity:
+    """What one weight layer (conv1d, conv2d or linear) did in one inference (mean per sample).
+
+    The JSON form (:meth:`to_dict`, stored in ``evaluate.json``) has exactly these keys:
+
+    - ``name``: unique within the network; ``kind``: ``linear`` | ``conv1d`` | ``conv2d``.
+    - ``in_shape``, ``out_shape``: one sample, one timestep, without the batch (``[C, H, W]``,
+      ``[C, L]`` or ``[N]``); for a layer fed through pooling, ``in_shape`` is the pooled shape.
+    - ``weights``: weight count; ``nonzero_weights``; ``biases``: non-zero bias parameters.
+    - ``dense_macs``: MACs of one sample at one timestep, every weight at every output position
+      (``weights`` for linear, ``weights x output positions`` for a convolution).
+    - ``effective_macs``: the non-spiking counterpart's MACs whose weight and input are both
+      non-zero, per sample (EFLOPS of Eq. 1 minus its bias term); None when unknown.
+    - ``input_binary``: the inputs are spike events (possibly through average pooling), not an
+      analog signal.
+    - ``synops``: accumulates caused by input spikes, summed over T (our SynOps; 0 when the
+      input is analog).
+    - ``input_events``: non-zero inputs (spikes) arriving, summed over T.
+    - ``neurons``: spiking neurons this layer drives (0 for a non-spiking readout);
+      ``output_spikes``: their spikes, summed over T; ``neuron_model``: ``if`` | ``lif`` | ``none``.
+    """
+
+    name: str
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    weights: int
+    nonzero_weights: int
+    biases: int
+    dense_macs: int
+    effective_macs: float | None
+    input_binary: bool
+    synops: float
+    input_events: float
+    neurons: int
+    output_spikes: float
+    neuron_model: str
+
+    @classmethod
+    def from_dict(cls, record: dict, where: str = "activity layer") -> "LayerActivity":
+        """Validate a JSON record (every key of :data:`ACTIVITY_KEYS`, no other); raises ValueError."""
+        if not isinstance(record, dict):
+            _fail(where, "<record>", record, "must be a mapping")
+        missing = [k for k in ACTIVITY_KEYS if k not in record]
+        unknown = [k for k in record if k not in ACTIVITY_KEYS]
+        if missing or unknown:
+            _fail(where, "keys", sorted(record), f"missing {missing}, unknown {unknown}")
+        name = record["name"]
+        if not isinstance(name, str) or not name:
+            _fail(where, "name", name, "must be a non-empty string")
+        where = f"{where} {name!r}"
+        kind = record["kind"]
+        if kind not in LAYER_KINDS:
+            _fail(where, "kind", kind, f"must be one of {LAYER_KINDS}")
+        rank = {"linear": 1, "conv1d": 2, "conv2d": 3}[kind]
+        in_shape = _shape(where, "in_shape", record["in_shape"], rank)
+        out_shape = _shape(where, "out_shape", record["out_shape"], rank)
+        weights = _count(where, "weights", record["weights"], integer=True)
+        nonzero = _count(where, "nonzero_weights", record["nonzero_weights"], integer=True)
+        biases = _count(where, "biases", record["biases"], integer=True)
+        dense_macs = _count(where, "dense_macs", record["dense_macs"], integer=True)
+        if weights == 0:
+            _fail(where, "weights", weights, "must be at least 1")
+        if nonzero > weights:
+            _fail(where, "nonzero_weights", nonzero, f"must be at most weights ({weights})")
+        if biases > out_shape[0]:
+            _fail(where, "biases", biases, f"must be at most the output channels ({out_shape[0]})")
+        if kind == "linear":
+            expected_macs = weights
+        else:
+            if weights % (in_shape[0] * out_shape[0]):
+                _fail(where, "weights", weights, "must be in_channels x out_channels x kernel size (groups=1)")
+            expected_macs = weights * math.prod(out_shape[1:])
+        if dense_macs != expected_macs:
+            _fail(where, "dense_macs", dense_macs, f"must be {expected_macs} (weights x output positions)")
+        effective = record["effective_macs"]
+        if effective is not None:
+            effective = _count(where, "effective_macs", effective)
+            if _exceeds(effective, dense_macs):
+                _fail(where, "effective_macs", effective, f"must be at most dense_macs ({dense_macs})")
+        binary = record["input_binary"]
+        if not isinstance(binary, bool):
+            _fail(where, "input_binary", binary, "must be true or false")
+        synops = _count(where, "synops", record["synops"])
+        events = _count(where, "input_events", record["input_events"])
+        if not binary and synops != 0:
+            _fail(where, "synops", synops, "must be 0 for an analog (non-binary) input")
+        if _exceeds(synops, events * weights):
+            _fail(where, "synops", synops, "must be at most input_events x weights")
+        neurons = _count(where, "neurons", record["neurons"], integer=True)
+        output_spikes = _count(where, "output_spikes", record["output_spikes"])
+        model = record["neuron_model"]
+        if model not in NEURON_MODELS:
+            _fail(where, "neuron_model", model, f"must be one of {NEURON_MODELS}")
+        if neurons > math.prod(out_shape):
+            _fail(where, "neurons", neurons, f"must be at most the outputs ({math.prod(out_shape)})")
+        if (model == "none") != (neurons == 0):
+            _fail(where, "neurons", neurons, f"must be 0 exactly when neuron_model is 'none' (got {model!r})")
+        if model == "none" and output_spikes != 0:
+            _fail(where, "output_spikes", output_spikes, "must be 0 for a non-spiking layer")
+        return cls(name, kind, in_shape, out_shape, weights, nonzero, biases, dense_macs, effective, binary,
+                   synops, events, neurons, output_spikes, model)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record["in_shape"], record["out_shape"] = list(self.in_shape), list(self.out_shape)
+        return record
+
+    @property
+    def in_size(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def out_size(self) -> int:
+        return math.prod(self.out_shape)
+
+    @property
+    def bias_outputs(self) -> int:
+        """Outputs with a non-zero bias in one sample at one timestep: ``biases x output
+        positions`` (the bias term of EFLOPS, Eq. 1 of the regularization paper)."""
+        return self.biases * (self.out_size // self.out_shape[0])
+
+    @property
+    def kernel_addresses(self) -> int:
+        """``C_out x kernel size`` of a convolution (``weights / C_in``); 0 for linear."""
+        return self.weights // self.in_shape[0] if self.kind != "linear" else 0
+
+    @property
+    def parameter_words(self) -> int:
+        """Words of the memory holding the weights and the (non-zero) biases."""
+        return self.weights + self.biases
+
+
+@dataclass(frozen=True)
+class NetworkActivity:
+    """The per-layer activity of one network in one inference, and its number of timesteps.
+
+    JSON form: ``{"timesteps": T, "layers": [LayerActivity.to_dict(), ...]}`` in forward order.
+    """
+
+    timesteps: int
+    layers: tuple[LayerActivity, ...]
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "NetworkActivity":
+        """Validate; raises ValueError naming the layer, the key and the bad value."""
+        if not isinstance(record, dict) or set(record) != {"timesteps", "layers"}:
+            _fail("activity", "keys", sorted(record) if isinstance(record, dict) else record,
+                  "must be exactly timesteps and layers")
+        timesteps = _count("activity", "timesteps", record["timesteps"], integer=True)
+        if timesteps < 1:
+            _fail("activity", "timesteps", timesteps, "must be at least 1")
+        if not isinstance(record["layers"], list) or not record["layers"]:
+            _fail("activity", "layers", record["layers"], "must be a non-empty list")
+        layers = tuple(LayerActivity.from_dict(r, f"activity layer {i}") for i, r in enumerate(record["layers"]))
+        names = [layer.name for layer in layers]
+        if len(set(names)) != len(names):
+            _fail("activity", "layers", names, "layer names must be unique")
+        for index, layer in enumerate(layers):
+            if _exceeds(layer.output_spikes, layer.neurons * timesteps):
+                _fail(f"activity layer {index} {layer.name!r}", "output_spikes", layer.output_spikes,
+                      f"must be at most neurons x timesteps ({layer.neurons * timesteps})")
+        return cls(timesteps, layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"timesteps": self.timesteps, "layers": [layer.to_dict() for layer in self.layers]}
+
+    @property
+    def neurons(self) -> int:
+        return sum(layer.neurons for layer in self.layers)
+
+    @property
+    def spikerate(self) -> float:
+        """Eq. 12 of the distillation paper: output spikes of every spiking layer per inference
+        / number of spiking neurons, in [0, T] (0 without neurons)."""
+        return sum(layer.output_spikes for layer in self.layers) / self.neurons if self.neurons else 0.0
+
+    def with_activity_scaled(self, factor: float) -> "NetworkActivity":
+        """The same network with every event count multiplied by ``factor``: input events of
+        binary-input layers, SynOps and output spikes (analog inputs unchanged)."""
+        return replace(self, layers=tuple(
+            replace(layer, synops=layer.synops * factor, output_spikes=layer.output_spikes * factor,
+                    input_events=layer.input_events * factor if layer.input_binary else layer.input_events)
+            for layer in self.layers))
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class NetworkEnergy:
+    """Joules per inference of one network: ``per_layer[layer][term]``."""
+
+    per_layer: dict[str, dict[str, float]]
+
+    @property
+    def total(self) -> float:
+        return sum(self.layer_totals().values())
+
+    def layer_totals(self) -> dict[str, float]:
+        return {name: sum(terms.values()) for name, terms in self.per_layer.items()}
+
+    def term_totals(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for terms in self.per_layer.values():
+            for term, joules in terms.items():
+                totals[term] = totals.get(term, 0.0) + joules
+        return totals
+
+
+EnergyModel = Callable[[NetworkActivity, "EnergyConfig"], dict[str, NetworkEnergy]]
+
+
+def analog_repeats(cfg: "EnergyConfig", timesteps: int) -> int:
+    """How many times the dense MACs of a layer with analog (non-binary) input are paid.
+
+    ``once`` (default): the analog input is constant over the T steps, so its current
+    ``I = W x + b`` is the same at every step; our simulator computes it once and adds it to the
+    membrane at every step (:func:`lowspike.snn.simulation.simulate_batch`), and hardware can
+    do the same. ``every_timestep``: T times, as a per-step simulator does (SpikingJelly's
+    counters, snntorch loops).
+    """
+    return 1 if cfg.analog_input == "once" else timesteps
+
+
+# -------------------------------------------------------------------------------- ops
+
+
+def ops_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, NetworkEnergy]:
+    """Horowitz's arithmetic model: ``E = E_MAC * MACs + E_AC * ACs`` (ISSCC 2014, 45 nm).
+
+    ``(E_MAC, E_AC)`` from :data:`OPS_PRESETS` by ``energy.ops.precision``. Terms per layer
+    (``B_l`` = outputs with a non-zero bias, :attr:`LayerActivity.bias_outputs`):
+
+    - ``snn``, binary input: ``ac = E_AC * SynOps_l`` (every SynOp one accumulate) and
+      ``bias = E_AC * B_l * T`` (the bias enters the membrane at every step);
+      analog input (the first layer with analog coding, whose dense MACs appear in no SynOps
+      figure): ``mac = E_MAC * dense_MACs_l * R`` and ``bias = E_AC * B_l * R`` with ``R`` from
+      :func:`analog_repeats` (1 by default, else T).
+    - ``dnn_dense``: ``mac = E_MAC * dense_MACs_l``, ``bias = E_AC * B_l``.
+    - ``dnn_effective`` (zero-skipping; only when every layer has ``effective_macs``):
+      ``mac = E_MAC * effective_MACs_l``, ``bias = E_AC * B_l``; the two counts are the EFLOPS
+      of Eq. 1 of the regularization paper.
+
+    Neuron updates (membrane leak, reset, threshold) and memory traffic are not in this model:
+    see :func:`lemaire_energy`.
+    """
+    e_mac, e_ac = (value * PICOJOULE for value in OPS_PRESETS[cfg.ops.precision])
+    timesteps = network.timesteps
+    snn: dict[str, dict[str, float]] = {}
+    dense: dict[str, dict[str, float]] = {}
+    effective: dict[str, dict[str, float]] = {}
+    for layer in network.layers:
+        if layer.input_binary:
+            snn[layer.name] = {"mac": 0.0, "ac": e_ac * layer.synops, "bias": e_ac * layer.bias_outputs * timesteps}
+        else:
+            repeats = analog_repeats(cfg, timesteps)
+            snn[layer.name] = {"mac": e_mac * layer.dense_macs * repeats, "ac": 0.0,
+                               "bias": e_ac * layer.bias_outputs * repeats}
+        dense[layer.name] = {"mac": e_mac * layer.dense_macs, "ac": 0.0, "bias": e_ac * layer.bias_outputs}
+        if layer.effective_macs is not None:
+            effective[layer.name] = {"mac": e_mac * layer.effective_macs, "ac": 0.0, "bias": e_ac * layer.bias_outputs}
+    energies = {"snn": NetworkEnergy(snn), "dnn_dense": NetworkEnergy(dense)}
+    if len(effective) == len(network.layers):
+        energies["dnn_effective"] = NetworkEnergy(effective)
+    return energies
+
+
+# ---------------------------------------------------------------------------- lemaire
+
+
+def sram_access_energy(words: float, cfg: "EnergyConfig") -> float:
+    """Joules of one read or write of one word in an SRAM holding ``words`` words.
+
+    With ``S = words * w / 8`` bytes (``w`` = ``energy.lemaire.word_bits``), the energy of one
+    64-bit access ``E_64(S)`` in pJ is, by ``energy.lemaire.sram_interpolation``:
+
+    - ``piecewise`` (default, SpikingJelly 2.0's ``LemaireEnergyCostConfig``): linear between
+      (0 B, 0 pJ), (8 KiB, 10 pJ), (32 KiB, 20 pJ) and (1 MiB, 100 pJ) (Horowitz 2014,
+      :data:`SRAM_ACCESS_POINTS`), 100 pJ above 1 MiB;
+    - ``linear_fit`` (Lemaire et al. 2022): ``E_64(S) = 13.2 + 1.09e-5 * 8 S``
+      (:data:`SRAM_LINEAR_FIT`), which extrapolates past 1 MiB.
+
+    By ``energy.lemaire.sram_access``, one word costs ``E_64(S)`` (``word``: every word is one
+    access, as Lemaire et al. and SpikingJelly with 32-bit words) or ``E_64(S) * w / 64``
+    (``packed``: 64/w words share one 64-bit access, T. Louis' variant in Qualia).
+    """
+    lemaire = cfg.lemaire
+    size_bytes = words * lemaire.word_bits / 8.0
+    if lemaire.sram_interpolation == "linear_fit":
+        intercept, slope = SRAM_LINEAR_FIT
+        per_access = intercept + slope * 8.0 * size_bytes
+    else:
+        per_access = SRAM_ACCESS_POINTS[-1][1]
+        previous = (0.0, 0.0)
+        for point in SRAM_ACCESS_POINTS:
+            if size_bytes <= point[0]:
+                (x0, y0), (x1, y1) = previous, point
+                per_access = y0 + (y1 - y0) * (size_bytes - x0) / (x1 - x0)
+                break
+            previous = point
+    if lemaire.sram_access == "packed":
+        per_access *= lemaire.word_bits / 64.0
+    return per_access * PICOJOULE
+
+
+LEMAIRE_TERMS = ("mac", "accumulate", "bias", "leak", "reset", "current", "addressing", "memory_input",
+                 "memory_params", "memory_potential", "memory_current", "memory_output")
+
+
+def dense_addressing(layer: LayerActivity, cfg: "EnergyConfig") -> int:
+    """Address additions of a dense (non-event) pass of a layer (Lemaire et al. 2022).
+
+    Convolution: ``C_in H_in W_in + C_out H_out W_out + C_out K`` (one per input, output and
+    kernel address; Lemaire's implementations agree). Linear, by
+    ``energy.lemaire.dense_fc_addressing``: ``N_in + N_out`` (``inputs_plus_outputs``, the
+    convolution's rule without a kernel, as SpikingJelly) or ``N_in x N_out``
+    (``inputs_times_outputs``, one per weight, as Qualia).
+    """
+    if layer.kind != "linear":
+        return layer.in_size + layer.out_size + layer.kernel_addresses
+    if cfg.lemaire.dense_fc_addressing == "inputs_times_outputs":
+        return layer.in_size * layer.out_size
+    return layer.in_size + layer.out_size
+
+
+def dense_input_reads(layer: LayerActivity) -> int:
+    """Input reads of a dense pass (Lemaire et al. 2022, Eqs. 3-4): every MAC reads its input
+    in a convolution (``C_in C_out H_out W_out K``), each input is read once in a linear layer
+    (``N_in``)."""
+    return layer.in_size if layer.kind == "linear" else layer.dense_macs
+
+
+def _lemaire_dense_pass(layer: LayerActivity, cfg: "EnergyConfig", e_add: float, e_mac: float,
+                        repeats: int) -> dict[str, float]:
+    """MACs, biases, addressing, input and parameter reads of ``repeats`` dense passes."""
+    return {
+        "mac": e_mac * layer.dense_macs * repeats,
+        "bias": e_add * layer.bias_outputs * repeats,
+        "addressing": e_add * dense_addressing(layer, cfg) * repeats,
+        "memory_input": dense_input_reads(layer) * repeats * sram_access_energy(layer.in_size, cfg),
+        "memory_params": (layer.dense_macs + layer.bias_outputs) * repeats
+        * sram_access_energy(layer.parameter_words, cfg),
+    }
+
+
+def lemaire_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, NetworkEnergy]:
+    """Lemaire et al. (ICONIP 2022) analytical model of an SNN and of its non-spiking counterpart.
+
+    Arithmetic ``E_add``, ``E_mul`` from :data:`LEMAIRE_ARITHMETIC` (a MAC costs
+    ``E_add + E_mul``); ``e(n)`` = :func:`sram_access_energy` of a memory of ``n`` words;
+    ``e_fifo = e(energy.lemaire.fifo_words)`` (each layer's spike FIFO). Per layer, with
+    ``theta_in`` = input events, ``theta_out`` = output spikes, ``S`` = SynOps (all summed over
+    T), ``B`` = outputs with a non-zero bias, ``N`` = spiking neurons, ``P = weights + biases``:
+
+    ``snn``, binary input (the event-driven layer, Eqs. 1.3-1.4, 2.3-2.4, 5, 7-10, 13-17):
+
+    - ``accumulate = E_add S``; ``bias = E_add B T``;
+    - ``addressing = E_add S + (E_add + E_mul) 2 theta_in`` (one address per synapse
+      reached, Eqs. 16.3/17.2; two multiplies locate a spike's first output in a
+      convolution, Eq. 16.2, 0 in a linear layer);
+    - ``memory_input = theta_in e_fifo``; ``memory_params = (S + B T) e(P)``;
+    - ``memory_potential = 2 (S + N T) e(N_out)``: each synaptic event reads and writes a
+      potential, and each neuron is read and written once per step (Eqs. 9-10, 14-15).
+
+    ``snn``, analog input (the first layer with analog coding): the dense pass of the
+    ``dnn_dense`` terms below (no output write) ``R`` times (:func:`analog_repeats`); with
+    ``once``, the stored current is read and added at every step: ``current = E_add N_out T``,
+    ``memory_current = N_out T e(N_out)``; and ``memory_potential = 2 N T e(N_out)``.
+
+    Every spiking layer also pays ``leak = (E_add + E_mul) N T`` for LIF neurons,
+    ``reset = E_add theta_out`` (reset by subtraction, ``energy.lemaire.count_resets``) and
+    ``memory_output = theta_out e_fifo`` (Eq. 13).
+
+    ``dnn_dense`` (Eqs. 1.1-1.2, 2.1-2.2, 3-4, 6, 11-12): ``mac = (E_add + E_mul) dense_MACs``,
+    ``bias = E_add B``, ``addressing = E_add`` :func:`dense_addressing`, ``memory_input =``
+    :func:`dense_input_reads` ``e(N_in)``, ``memory_params = (dense_MACs + B) e(P)``,
+    ``memory_output = N_out e(N_out)``; ReLU costs nothing.
+
+    Equation numbers as the authors' implementation cites them (Qualia's
+    ``EnergyEstimationMetric`` docstrings; the paper itself was not at hand offline).
+    Choices where the paper and its implementations disagree:
+
+    - Eq. 2 multiplies the accumulates of a linear layer by ``N_in`` once more
+      (``theta_in N_in N_out``); a spike reaches ``N_out`` synapses, so ``theta_in N_out``
+      (Qualia and SpikingJelly agree), here the exact ``S``.
+    - The paper's linear Eq. 2.4 has no reset term, its convolution Eq. 1.4 has one
+      (``theta_out``); both implementations count it: ``count_resets`` (default true).
+    - Both implementations use nominal fan-outs (``C_out K`` per spike, SpikingJelly's
+      accumulates ``C_out ceil(k/s)^2``, no border correction, zero weights included); here
+      every per-synapse count is the exact SynOps ``S``.
+    - Only non-zero biases are added and read (SpikingJelly: every output when the layer has a
+      bias); the parameter memory holds weights and biases (SpikingJelly; Qualia prices the
+      bias memory separately).
+    - Event addressing follows the equations (``theta_in C_out K``, ``theta_in N_out``), as
+      SpikingJelly; Qualia's code drops ``C_out`` for convolutions and multiplies ``N_out`` by
+      the spikerate instead of ``theta_in`` for linear layers.
+    - The dense linear layer's addressing: :func:`dense_addressing`.
+    """
+    e_add, e_mul = (value * PICOJOULE for value in LEMAIRE_ARITHMETIC[cfg.lemaire.arithmetic])
+    e_mac = e_add + e_mul
+    e_fifo = sram_access_energy(cfg.lemaire.fifo_words, cfg)
+    timesteps = network.timesteps
+    snn: dict[str, dict[str, float]] = {}
+    dense: dict[str, dict[str, float]] = {}
+    for layer in network.layers:
+        e_potential = sram_access_energy(layer.out_size, cfg)
+        terms = dict.fromkeys(LEMAIRE_TERMS, 0.0)
+        if layer.input_binary:
+            address_multiplies = 2 * layer.input_events if layer.kind != "linear" else 0.0
+            terms.update({
+                "accumulate": e_add * layer.synops,
+                "bias": e_add * layer.bias_outputs * timesteps,
+                "addressing": e_add * layer.synops + e_mac * address_multiplies,
+                "memory_input": layer.input_events * e_fifo,
+                "memory_params": (layer.synops + layer.bias_outputs * timesteps)
+                * sram_access_energy(layer.parameter_words, cfg),
+                "memory_potential": 2 * (layer.synops + layer.neurons * timesteps) * e_potential,
+            })
+        else:
+            terms.update(_lemaire_dense_pass(layer, cfg, e_add, e_mac, analog_repeats(cfg, timesteps)))
+            if cfg.analog_input == "once":
+                terms["current"] = e_add * layer.out_size * timesteps
+                terms["memory_current"] = layer.out_size * timesteps * e_potential
+            terms["memory_potential"] = 2 * layer.neurons * timesteps * e_potential
+        if layer.neuron_model == "lif":
+            terms["leak"] = e_mac * layer.neurons * timesteps
+        if layer.neuron_model != "none":
+            terms["reset"] = e_add * layer.output_spikes if cfg.lemaire.count_resets else 0.0
+            terms["memory_output"] = layer.output_spikes * e_fifo
+        snn[layer.name] = terms
+
+        dense_terms = dict.fromkeys(LEMAIRE_TERMS, 0.0)
+        dense_terms.update(_lemaire_dense_pass(layer, cfg, e_add, e_mac, 1))
+        dense_terms["memory_output"] = layer.out_size * e_potential
+        dense[layer.name] = dense_terms
+    return {"snn": NetworkEnergy(snn), "dnn_dense": NetworkEnergy(dense)}
+
+
+ENERGY_MODELS: dict[str, EnergyModel] = {"ops": ops_energy, "lemaire": lemaire_energy}
+DNN_REFERENCES = ("dnn_dense", "dnn_effective")
+
+
+# --------------------------------------------------------------------------- break-even
+
+
+def break_even_spikerate(network: NetworkActivity, model: str, cfg: "EnergyConfig",
+                         reference: str = "dnn_dense") -> float | None:
+    """The spikerate at which the SNN costs as much as its non-spiking counterpart ``reference``.
+
+    Assumption: at fixed architecture every event count (input events of binary-input layers,
+    SynOps, output spikes) scales in proportion to the spikerate ``r`` (Eq. 12 of the
+    distillation paper, spikes per neuron per inference, in [0, T]) with the measured per-layer
+    distribution, so the SNN's energy, affine in those counts in both models, is affine in
+    ``r``: ``E(r) = E_0 + (E(r_m) - E_0) r / r_m`` with ``E_0`` the same network silent and
+    ``r_m`` the measured spikerate. Then ::
+
+        r* = r_m (E_ref - E_0) / (E(r_m) - E_0)
+
+    None when it is undefined: a silent measurement (``r_m = 0``, no slope), a reference the
+    model does not give, or ``E_0 > E_ref`` (the silent SNN already costs more: no rate breaks
+    even). ``r* > T`` means the SNN is cheaper at every reachable rate.
+    """
+    estimate = ENERGY_MODELS[model]
+    measured = estimate(network, cfg)
+    if reference not in measured or network.spikerate <= 0:
+        return None
+    silent = estimate(network.with_activity_scaled(0.0), cfg)["snn"].total
+    slope = measured["snn"].total - silent
+    target = measured[reference].total
+    if slope <= 0 or target < silent:
+        return None
+    return network.spikerate * (target - silent) / slope
+
+
+# ------------------------------------------------------------------------------ summary
+
+
+def _ratio(numerator: float, denominator: float | None) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def evaluate_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, Any]:
+    """Every model of ``energy.models`` on ``network``, as JSON-able dicts.
+
+    Returns ``{"summary": ..., "breakdown": ...}``. ``summary``: ``spikerate`` and, per model,
+    ``<net>_j`` (total joules), ``per_layer_j`` (``{net: {layer: J}}``), ``snn_over_<ref>``
+    (the SNN/DNN energy ratio) and ``break_even_spikerate_<dense|effective>``
+    (:func:`break_even_spikerate`), with ``net`` in snn, dnn_dense, dnn_effective (None where a
+    model has no such network). ``breakdown``: per model and network, ``terms_j`` (the total of
+    each term) and ``layers`` (``{layer: {term: J}}``).
+    """
+    summary: dict[str, Any] = {"spikerate": network.spikerate}
+    breakdown: dict[str, Any] = {}
+    for model in cfg.models:
+        energies = ENERGY_MODELS[model](network, cfg)
+        figures: dict[str, Any] = {}
+        for net in ("snn", *DNN_REFERENCES):
+            figures[f"{net}_j"] = energies[net].total if net in energies else None
+        for reference in DNN_REFERENCES:
+            suffix = reference.removeprefix("dnn_")
+            figures[f"snn_over_{reference}"] = _ratio(energies["snn"].total, figures[f"{reference}_j"])
+            figures[f"break_even_spikerate_{suffix}"] = (
+                break_even_spikerate(network, model, cfg, reference) if reference in energies else None)
+        figures["per_layer_j"] = {net: energy.layer_totals() for net, energy in energies.items()}
+        summary[model] = figures
+        breakdown[model] = {net: {"terms_j": energy.term_totals(), "layers": energy.per_layer}
+                            for net, energy in energies.items()}
+    return {"summary": summary, "breakdown": breakdown}
+
+
+# ------------------------------------------------------------------ conversion-study records
+
+
+def converted_snn_activity(snn: dict, simulation: dict, eflops_per_layer: dict[str, float]) -> NetworkActivity:
+    """Per-layer activity of a converted SNN (:func:`lowspike.snn.conversion.convert`).
+
+    ``simulation``: the ``simulation.json`` record of the conversion study (``timesteps``,
+    ``input_coding``, ``input_events``, ``spikes_per_layer`` and ``synops_per_layer``, means
+    per sample); ``eflops_per_layer``: its DNN's EFLOPS per weight layer in forward order
+    (:func:`lowspike.metrics.eflops_per_sample`), whose keys name the layers. Every weight
+    layer drives IF neurons (the output layer too); the l-th layer's input events are the
+    spikes of IF layer l-1 (the network input's for the first layer: Poisson/Bernoulli spikes,
+    or the non-zero pixels x T with analog coding), and ``effective_macs = EFLOPS_l - B_l``
+    (clipped at 0 against rounding).
+    """
+    import torch
+
+    from .snn.simulation import apply_layer
+
+    missing = [k for k in ("synops_per_layer", "input_events") if k not in simulation]
+    if missing:
+        raise ValueError(f"the simulation record lacks {missing} (written before energy existed): re-run the "
+                         "simulate stage")
+    names = list(eflops_per_layer)
+    spikes = simulation["spikes_per_layer"]
+    synops = simulation["synops_per_layer"]
+    analog = simulation["input_coding"] == "analog"
+    layers = []
+    weight_specs = [s for s in snn["layers"] if s["kind"] in ("linear", "conv")]
+    if len(names) != len(weight_specs):
+        raise ValueError(f"{len(weight_specs)} weight layers in the SNN, {len(names)} in eflops_per_layer")
+    x = torch.zeros((1, *snn["input_shape"]), dtype=weight_specs[0]["weight"].dtype)
+    slot = 0
+    with torch.inference_mode():
+        for spec in snn["layers"]:
+            if spec["kind"] not in ("linear", "conv"):
+                x = apply_layer(spec, x)
+                continue
+            y = apply_layer(spec, x)
+            weight, bias = spec["weight"], spec["bias"]
+            in_shape, out_shape = list(x.shape[1:]), list(y.shape[1:])
+            kind = "linear" if spec["kind"] == "linear" else f"conv{weight.dim() - 2}d"
+            positions = math.prod(out_shape[1:]) if kind != "linear" else 1
+            biases = int(torch.count_nonzero(bias))
+            source = "input" if slot == 0 else f"if{slot}"
+            record = {
+                "name": names[slot], "kind": kind, "in_shape": in_shape, "out_shape": out_shape,
+                "weights": weight.numel(), "nonzero_weights": int(torch.count_nonzero(weight)), "biases": biases,
+                "dense_macs": weight.numel() * positions,
+                "effective_macs": max(0.0, float(eflops_per_layer[names[slot]]) - biases * positions),
+                "input_binary": slot > 0 or not analog,
+                "synops": float(synops[source]),
+                "input_events": float(simulation["input_events"] if slot == 0 else spikes[source]),
+                "neurons": math.prod(out_shape), "output_spikes": float(spikes[f"if{slot + 1}"]),
+                "neuron_model": "if",
+            }
+            layers.append(record)
+            x, slot = y, slot + 1
+    return NetworkActivity.from_dict({"timesteps": int(simulation["timesteps"]), "layers": layers})
