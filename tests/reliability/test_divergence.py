@@ -64,7 +64,9 @@ def test_a_diverging_point_flows_through_both_studies_and_the_reports(workdir, s
     baseline = next(r for r in results["rows"] if r["point"] == "baseline")
     assert curve["x"] == [0.0, 1.0] and curve["y"] == [0.1, baseline["snn_accuracy"]]
     _strict_json(Path("results/conversion/summary.json"))
-    assert "digits,mlp,l1-1e+300,l1,1e+300,diverged,,,,,,,,,,\n" in Path("results/conversion/results.csv").read_text()
+    lines = Path("results/conversion/results.csv").read_text().splitlines()
+    [diverged] = [line for line in lines if line.startswith("digits,mlp,l1-1e+300,")]
+    assert diverged.startswith("digits,mlp,l1-1e+300,l1,1e+300,diverged,") and set(diverged.split(",")[6:]) == {""}
 
     student = ("train_student.py", "--dataset", "digits", "--seed", "0")
     assert stage_main(*student, "--method", "baseline") == 0
