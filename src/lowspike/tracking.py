@@ -199,8 +199,9 @@ def ensure_experiment(client, name: str) -> str:
 
 def default_tags() -> dict[str, str]:
     tags = {"dvc.stage": os.environ.get("DVC_STAGE", "")}
+    commit = os.environ.get("LOWSPIKE_GIT_COMMIT", "")  # set by the sweep runner for nodes without the checkout
     try:
-        commit = subprocess.run(
+        commit = commit or subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=repo_root()
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):

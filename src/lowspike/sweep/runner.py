@@ -41,7 +41,8 @@ from .pipeline import Pipeline, Recorder, StageSpec, plan
 from .progress import Counts, Progress
 from .worker import StageFailed, StageResult, TaskSpec, execute_stage, remove_run_folder, run_folder
 
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 OFFLINE_ENV = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 SNAPSHOT_FOLDERS = ("src", "stages")
 TRAINING_PREFIX = "train_"
@@ -122,14 +123,19 @@ def connect(options: SweepOptions, runtime_env: dict) -> bool:
     instance sized to the machine (``workers`` x ``cpus_per_task`` CPUs when given), with the
     job's ``runtime_env``. Returns whether this call connected (and so must disconnect); when
     the caller already connected, its job's runtime env stays as it is."""
+    address = options.address or os.environ.get("RAY_ADDRESS")
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
+    if not address or _is_loopback(address):
+        # Ray on Linux replaces 127.0.0.1 with the machine's interface address unless this is
+        # off; a local instance then binds loopback only (read when ray is first imported).
+        for key, value in LOOPBACK_ENV.items():
+            os.environ.setdefault(key, value)
     import ray
 
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    address = options.address or os.environ.get("RAY_ADDRESS")
     if address:
         extra = {"_node_ip_address": "127.0.0.1"} if _is_loopback(address) else {}
         ray.init(address=address, runtime_env=runtime_env, **quiet, **extra)
