@@ -19,7 +19,7 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep Ray on 127.0.0.1 (read at import)
 
-from ..reliability.conftest import VENV_BIN, dvc, make_tiny_repo, stage_env  # noqa: E402
+from ..reliability.conftest import VENV_BIN, dvc, make_tiny_repo, stage_env, tiny_params, write_params  # noqa: E402
 
 TARGET = "aggregate_conversion"
 TRACKED = {"tracking": {"enabled": True}}
@@ -35,6 +35,11 @@ def sweep_env(root: Path) -> dict[str, str]:
     env.pop("MLFLOW_TRACKING_URI")
     env.update({"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONUNBUFFERED": "1"})
     return env
+
+
+def tiny_params_file(path: Path) -> Path:
+    """The tiny pipeline's params written to ``path`` (a profile for the plan mode)."""
+    return write_params(path, tiny_params())
 
 
 def sweep_command(*args: str) -> list[str]:
@@ -105,4 +110,4 @@ def fresh_repo(tmp_path) -> Path:
 
 
 __all__ = ["CONVERSION_STAGES", "TARGET", "VENV_BIN", "dvc", "mlflow_metric", "mlflow_runs", "sweep_command",
-           "sweep_env", "workspace_files"]
+           "sweep_env", "tiny_params_file", "workspace_files"]

@@ -189,22 +189,24 @@ def _exit_code(code: Any) -> int:
 
 @contextlib.contextmanager
 def _redirected_output(log_path: Path):
-    """File descriptors 1 and 2 (Python's and native code's output) go to ``log_path``."""
+    """Python's ``sys.stdout``/``sys.stderr`` and file descriptors 1 and 2 (native code's
+    output) go to ``log_path``."""
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log_path, "ab") as log:
+    saved_fds, saved_streams = (os.dup(1), os.dup(2)), (sys.stdout, sys.stderr)
+    with open(log_path, "a", buffering=1, errors="replace") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        sys.stdout = sys.stderr = log
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            log.flush()
+            sys.stdout, sys.stderr = saved_streams
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            os.close(saved_fds[0])
+            os.close(saved_fds[1])
 
 
 def run_in_process(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> int:
