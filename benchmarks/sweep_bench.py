@@ -10,7 +10,9 @@ from its own copy of one prepared repository (a git + DVC copy of this project's
   times) and the machine's CPU utilization during each run; both runs must record the same
   dvc.lock output hashes;
 - the fixed cost of one stage (a 1-epoch MLP training) under ``dvc repro`` and under the
-  runner, both ways: in-process in the warm Ray worker and as a fresh interpreter.
+  runner, both ways: in-process in the warm Ray worker and as a fresh interpreter;
+- what moving files through Ray's object store costs (16 MB: the prepared mnist5k; 113 MB:
+  a VGG-13 teacher; 220 MB: the prepared real MNIST).
 
 Serial ``dvc repro`` runs with one torch thread per stage like every runner task
 (``LOWSPIKE_THREADS=1``), so both sides compute the same bytes and use the cores the same way.
@@ -28,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -100,19 +103,61 @@ def cpu_busy(seconds: float = 1.0) -> float:
     return psutil.cpu_percent(interval=seconds) / 100
 
 
-def timed_run(command: list[str], root: Path) -> dict:
-    """Run ``command`` in ``root``; wall seconds, the machine's CPU utilization while it ran
-    and its load just before."""
+class TreeCPU(threading.Thread):
+    """CPU seconds (user + system) of a process and all its descendants, sampled every
+    ``step`` seconds; a process that ends counts with its last sample (at most ``step`` of its
+    time is missed). The Ray daemons a run starts are its descendants, so they count."""
+
+    def __init__(self, pid: int, step: float = 0.25):
+        super().__init__(daemon=True)
+        self.pid, self.step = pid, step
+        self.seen: dict[int, float] = {}
+        self.done = threading.Event()
+
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for process in processes:
+            try:
+                times = process.cpu_times()
+                self.seen[process.pid] = times.user + times.system
+            except psutil.Error:
+                continue
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self._sample()
+            self.done.wait(self.step)
+
+    def stop(self) -> float:
+        self.done.set()
+        self.join()
+        return sum(self.seen.values())
+
+
+def measured(command: list[str], root: Path) -> dict:
+    """Run ``command`` in ``root``: wall seconds, CPU seconds of its process tree, the share of
+    the machine's cores that tree kept busy, and how busy the machine was just before."""
     background = cpu_busy()
-    psutil.cpu_percent(interval=None)
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=root, env=environment(root), capture_output=True, text=True)
+    process = subprocess.Popen(command, cwd=root, env=environment(root), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    sampler = TreeCPU(process.pid)
+    sampler.start()
+    stdout, stderr = process.communicate()
     wall = time.perf_counter() - start
-    utilization = psutil.cpu_percent(interval=None) / 100
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    return {"wall_s": wall, "cpu_utilization": utilization, "background_busy": background,
-            "stderr": result.stderr}
+    cpu = sampler.stop()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    return {"wall_s": wall, "cpu_s": cpu, "cpu_utilization": cpu / (wall * (os.cpu_count() or 1)),
+            "background_busy": background, "stdout": stdout, "stderr": stderr}
+
+
+def timed_run(command: list[str], root: Path) -> dict:
+    return measured(command, root)
 
 
 def in_flight(stage_lines: list[dict]) -> dict:
@@ -130,26 +175,18 @@ def in_flight(stage_lines: list[dict]) -> dict:
 
 
 def run_sweep_json(root: Path, options: dict) -> dict:
-    """The runner on ``root`` with ``options`` in a fresh process (as ``make repro`` starts it), timed,
-    with every finished stage's start, seconds and node from its report."""
+    """The runner on ``root`` with ``options`` in a fresh process (as ``make repro`` starts it),
+    measured, with every finished stage's start, seconds and node from its report."""
     code = ("import json, sys; from pathlib import Path; from lowspike.sweep import SweepOptions, run_sweep; "
             "opts = json.loads(sys.argv[1]); opts['targets'] = tuple(opts.get('targets', ())); "
             "r = run_sweep(SweepOptions(root=Path('.'), **opts)); "
             "print(json.dumps({'exit': r.exit_code, 'stages': [{'name': s.name, 'started': s.started, "
             "'seconds': s.seconds, 'node': s.node_id, 'in_process': s.in_process} for s in r.results]}))")
-    background = cpu_busy()
-    psutil.cpu_percent(interval=None)
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code, json.dumps(options)], cwd=root, env=environment(root),
-                            capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    utilization = psutil.cpu_percent(interval=None) / 100
-    if result.returncode != 0:
-        raise RuntimeError(f"sweep failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    run = measured([sys.executable, "-c", code, json.dumps(options)], root)
+    report = json.loads(run["stdout"].strip().splitlines()[-1])
     if report["exit"] != 0:
-        raise RuntimeError(f"sweep exited {report['exit']}:\n{result.stderr[-3000:]}")
-    return {"wall_s": wall, "cpu_utilization": utilization, "background_busy": background, **report}
+        raise RuntimeError(f"sweep exited {report['exit']}:\n{run['stderr'][-3000:]}")
+    return {**run, **report}
 
 
 def lock_outs(root: Path) -> dict[str, str]:
@@ -178,9 +215,11 @@ def bench_speedup(folder: Path, quick: bool, workers: int) -> list[dict]:
         figure("tasks in flight (mean / max)", f"{flight['mean']:.2f} / {flight['max']}", None, None, "",
                f"{workers} workers"),
         figure("CPU utilization, dvc repro", round(serial["cpu_utilization"], 2), None, None, "of all cores",
-               f"machine busy {serial['background_busy']:.0%} just before"),
+               f"its process tree: {serial['cpu_s']:.0f} CPU s in {serial['wall_s']:.0f} s; machine "
+               f"{serial['background_busy']:.0%} busy just before"),
         figure("CPU utilization, sweep", round(parallel["cpu_utilization"], 2), None, None, "of all cores",
-               f"machine busy {parallel['background_busy']:.0%} just before"),
+               f"its process tree, Ray daemons included: {parallel['cpu_s']:.0f} CPU s in {parallel['wall_s']:.0f} s; "
+               f"machine {parallel['background_busy']:.0%} busy just before"),
     ]
 
 
@@ -214,6 +253,64 @@ def bench_fixed_cost(folder: Path) -> list[dict]:
     ]
 
 
+def _materialize(refs: list, run_id: str, stage: str) -> float:
+    """In a task: the seconds to lay the inputs of ``refs`` into a fresh scratch directory."""
+    from lowspike.sweep.files import link_tree
+    from lowspike.sweep.worker import _node_input, run_folder
+
+    start = time.perf_counter()
+    base = run_folder(run_id, None)
+    for ref in refs:
+        link_tree(_node_input(ref, base / "inputs"), base / "stages" / stage)
+    return time.perf_counter() - start
+
+
+def _produce(megabytes: int) -> dict[str, bytes]:
+    return {"runs/teacher/x/model.pt": os.urandom(megabytes << 20)}
+
+
+def bench_transfer(sizes_mb: tuple[int, ...]) -> list[dict]:
+    """What moving files through Ray's object store costs on one machine: the driver's
+    ``ray.put`` of an up-to-date dep, the first task on a node (writes the node's copy) and a
+    later one (hard links only); a task's out of the same size back into the workspace."""
+    for key, value in OFFLINE.items():
+        os.environ.setdefault(key, value)
+    import logging
+
+    import ray
+
+    from lowspike.sweep.files import replace_in_workspace
+    from lowspike.sweep.worker import remove_run_folder
+
+    figures = []
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False, logging_level=logging.ERROR)
+    materialize, produce = ray.remote(_materialize), ray.remote(_produce)
+    try:
+        for megabytes in sizes_mb:
+            run_id = f"bench-transfer-{megabytes}"
+            tree = {"data/prepared/x/inputs.pt": os.urandom(megabytes << 20)}
+            start = time.perf_counter()
+            ref = ray.put(tree)
+            put = time.perf_counter() - start
+            first = ray.get(materialize.remote([ref], run_id, "first"))
+            later = ray.get(materialize.remote([ref], run_id, "later"))
+            ray.get(ray.remote(remove_run_folder).remote(run_id, None))
+            start = time.perf_counter()
+            out = ray.get(produce.remote(megabytes))
+            with tempfile.TemporaryDirectory() as workspace:
+                replace_in_workspace(Path(workspace), "runs/teacher/x/model.pt", out, is_dir=False)
+            back = time.perf_counter() - start
+            figures.append(figure(f"{megabytes} MB dep: driver put / first task on a node / later task",
+                                  f"{put:.3f} / {first:.3f} / {later:.3f}", None, None, "s",
+                                  "the first task writes the node's copy, later ones hard-link it"))
+            figures.append(figure(f"{megabytes} MB out: task to workspace file", round(back, 3), None, None, "s",
+                                  "includes making the bytes in the task"))
+    finally:
+        ray.shutdown()
+    return figures
+
+
 def write_reports(out_dir: Path, sections: dict[str, list[dict]], meta: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sweep_bench.json").write_text(json.dumps({"meta": meta, "sections": sections}, indent=2) + "\n")
@@ -234,13 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a 10-DNN grid instead of the default 38")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="runner workers (default: cores)")
     parser.add_argument("--out", default=str(ROOT / "reports"), help="folder for sweep_bench.json and .md")
-    parser.add_argument("--only", nargs="*", default=None, help="sections: speedup fixed_cost")
+    parser.add_argument("--only", nargs="*", default=None, help="sections: transfer fixed_cost speedup")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     load = os.getloadavg()
     sections = {}
     with tempfile.TemporaryDirectory(prefix="lowspike-sweep-bench-") as scratch:
-        runs = {"fixed_cost": lambda: bench_fixed_cost(Path(scratch)),
+        runs = {"transfer": lambda: bench_transfer((16, 113) if args.quick else (16, 113, 220)),
+                "fixed_cost": lambda: bench_fixed_cost(Path(scratch)),
                 "speedup": lambda: bench_speedup(Path(scratch), args.quick, args.workers)}
         for name, run in runs.items():
             if args.only is None or name in args.only:

@@ -340,6 +340,11 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
     driver_ip = next((n["NodeManagerAddress"] for n in nodes if n["NodeID"] == driver_node), "127.0.0.1")
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     largest_node = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
+    driver_cpus = next((n["Resources"].get("CPU", 0) for n in nodes if n["NodeID"] == driver_node), 0)
+    pin_possible = driver_cpus >= options.cpus_per_task
+    if not pin_possible and any(spec.family in options.pin_to_driver for spec in stale):
+        stream.write(f"note: the driver's node has {driver_cpus:g} CPUs; {', '.join(options.pin_to_driver)} "
+                     "stages may run on any node (they need the raw data there)\n")
     if options.cpus_per_task > largest_node:
         raise ValueError(f"--cpus-per-task {options.cpus_per_task} exceeds the largest node ({largest_node:g} CPUs)")
 
@@ -375,7 +380,7 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
                         scratch_root=options.scratch_root, monitor=monitor_actor)
         task_options: dict[str, Any] = dict(name=f"stage {spec.name}", num_cpus=cpus, num_gpus=gpus,
                                             max_retries=options.retries, retry_exceptions=True)
-        if spec.family in options.pin_to_driver:
+        if spec.family in options.pin_to_driver and pin_possible:
             task_options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(driver_node, soft=False)
         inputs = [snapshot_ref, *(data_refs[dep] for dep in spec.deps if dep in data_refs)]
         upstream = [refs[name] for name in spec.upstream if name in refs]
@@ -397,7 +402,8 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
                 if ready and time.monotonic() - last_record >= RECORD_INTERVAL_S:
                     report.recorded += recorder.record_ready()
                     last_record = time.monotonic()
-                progress.status(_counts(report, pending, monitor_actor))
+                if progress.live:
+                    progress.status(_counts(report, pending, monitor_actor))
             interrupted = interrupts.signal
             if interrupted is not None:
                 ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
