@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,12 +73,25 @@ def mlflow_metric(root: Path, stage: str, key: str) -> float:
             "and r.status = 'FINISHED'", (stage, key)).fetchone()[0]
 
 
-@pytest.fixture(scope="session")
-def serial_repo(tmp_path_factory) -> Path:
-    """The tiny pipeline reproduced by a plain serial ``dvc repro`` (the reference)."""
+@pytest.fixture(scope="session", autouse=True)
+def serial_run(tmp_path_factory):
+    """The tiny pipeline reproduced by a plain serial ``dvc repro``, started when the first
+    test of this folder starts: it uses one core while the other tests use the other."""
     root = make_tiny_repo(tmp_path_factory.mktemp("serial") / "repo", TRACKED, commit=True)
-    result = dvc(root, "repro", TARGET)
-    assert result.returncode == 0, result.stderr[-3000:]
+    process = subprocess.Popen([str(VENV_BIN / "dvc"), "repro", TARGET], cwd=root, env=stage_env(root),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield root, process
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+@pytest.fixture(scope="session")
+def serial_repo(serial_run) -> Path:
+    """The serial reference, once its ``dvc repro`` finished."""
+    root, process = serial_run
+    _, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr[-3000:]
     return root
 
 

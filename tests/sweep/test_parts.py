@@ -60,7 +60,8 @@ def test_only_a_plain_python_script_command_runs_in_process(monkeypatch):
 def test_a_script_run_in_process_sees_its_own_cwd_argv_and_env_and_leaves_none_behind(tmp_path):
     script = tmp_path / "stages" / "echo.py"
     script.parent.mkdir()
-    script.write_text("import os, sys\nprint('argv', sys.argv[1:], 'cwd', os.getcwd(), 'stage', os.environ['DVC_STAGE'])\n"
+    script.write_text("import os, sys\n"
+                      "print('argv', sys.argv[1:], 'cwd', os.getcwd(), 'stage', os.environ['DVC_STAGE'])\n"
                       "os.environ['LEAK'] = '1'\nraise SystemExit(3)\n")
     log = tmp_path / "log.txt"
     before = (Path.cwd(), dict(__import__("os").environ), list(sys.argv))

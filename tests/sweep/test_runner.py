@@ -94,6 +94,28 @@ def _kill_once(stage: str, killed: list[int], stop: threading.Event) -> threadin
     return watcher
 
 
+def test_a_stage_that_keeps_failing_fails_the_run_with_its_log_after_the_independent_stages(cluster, fresh_repo,
+                                                                                          tmp_path):
+    (fresh_repo / "stages" / "train_dnn.py").write_text(
+        "import sys\nprint('[train_dnn] giving up on purpose', file=sys.stderr)\nraise SystemExit(3)\n")
+    out = io.StringIO()
+    report = run_sweep(SweepOptions(root=fresh_repo, address=cluster.address, retries=0,
+                                    targets=("convert@digits-mlp", "train_teacher@digits"),
+                                    scratch_root=str(tmp_path / "scratch")), stream=out)
+    log = out.getvalue()
+    assert report.exit_code == 1, log
+    assert sorted(report.failed) == ["train_dnn@digits-mlp-l1-0.001", "train_dnn_baseline@digits-mlp-none-0.0"]
+    assert all("exited with code 3" in message and "giving up on purpose" in message
+               for message in report.failed.values())
+    assert report.skipped == {"convert@digits-mlp": report.skipped["convert@digits-mlp"]}
+    assert sorted(r.name for r in report.results) == ["prepare@digits", "train_teacher@digits"]
+    assert "stage train_dnn@digits-mlp-l1-0.001 failed: command exited with code 3" in log
+    recorded = yaml.safe_load((fresh_repo / "dvc.lock").read_text())["stages"]
+    assert sorted(recorded) == ["prepare@digits", "train_teacher@digits"]
+    kept = list((tmp_path / "scratch").rglob("train_dnn@digits-mlp-l1-0.001.log"))
+    assert kept and "giving up on purpose" in kept[0].read_text()  # kept for a look
+
+
 def test_interrupted_then_resumed_with_a_killed_worker_records_exactly_what_serial_dvc_repro_records(
         serial_repo, cluster, fresh_repo):
     # Ctrl-C while the trainings run: what finished is recorded, the rest is cancelled.
@@ -151,3 +173,4 @@ def test_interrupted_then_resumed_with_a_killed_worker_records_exactly_what_seri
     for stage in CONVERSION_STAGES[1:3]:
         assert mlflow_metric(fresh_repo, stage, "best_val_accuracy") == mlflow_metric(serial_repo, stage,
                                                                                      "best_val_accuracy")
+

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     try:
         report = run_sweep(options)
+    except KeyboardInterrupt:
+        print("interrupted before any stage was submitted", file=sys.stderr)
+        return 130
     except Exception as exc:  # noqa: BLE001 - one line, like DVC's own errors
         print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 255

@@ -212,14 +212,13 @@ def _tracking_uri(root: Path) -> tuple[str, bool]:
 class TrackingServer:
     """``mlflow server`` on the driver's node over a local store, for nodes on other machines."""
 
-    def __init__(self, store_uri: str, host: str, root: Path):
+    def __init__(self, store_uri: str, host: str, root: Path, log_path: Path):
         with socket.socket() as probe:
             probe.bind((host, 0))
             self.port = probe.getsockname()[1]
         self.uri = f"http://{host}:{self.port}"
         command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri, "--host", host,
                    "--port", str(self.port), "--workers", "1", "--allowed-hosts", f"{host},{host}:{self.port}"]
-        log_path = run_folder("mlflow-server", None).with_suffix(".log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "ab")
         self.process = subprocess.Popen(command, cwd=root, stdout=self.log, stderr=subprocess.STDOUT,
@@ -353,72 +352,78 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
     if commit:
         env["LOWSPIKE_GIT_COMMIT"] = commit
     uri, tracking_on = _tracking_uri(root)
-    server = None
     remote_machines = any(n["NodeManagerAddress"] != driver_ip for n in nodes)
     local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-    if tracking_on and local_store and (options.mlflow_server == "on" or
-                                        (options.mlflow_server == "auto" and remote_machines)):
-        server = TrackingServer(uri, driver_ip, root)
-        server.wait_ready()
-        env["MLFLOW_TRACKING_URI"] = server.uri
-        stream.write(f"MLflow: tasks log through {server.uri} (store {uri})\n")
-    elif os.environ.get("MLFLOW_TRACKING_URI"):
-        env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
-
-    monitor_actor = ray.remote(num_cpus=0)(StartedTasks).remote()
-    snapshot_ref = ray.put(snapshot(root, pipeline))
-    data_refs = {dep: ray.put(tree) for dep, tree in data_inputs(root, pipeline).items() if tree}
-    links = _links(root)
-    remote_stage = ray.remote(execute_stage)
-
-    refs: dict[str, Any] = {}
+    serve = tracking_on and local_store and (options.mlflow_server == "on" or
+                                             (options.mlflow_server == "auto" and remote_machines))
+    server = monitor_actor = recorder = None
     pending: dict[Any, StageSpec] = {}
-    for spec in stale:
-        cpus, gpus = _resources(spec, options, has_gpu)
-        task = TaskSpec(stage=spec, run_id=run_id, workspace=str(root), env=env, threads=cpus,
-                        in_process=options.in_process and gpus == 0, driver_node=driver_node, links=links,
-                        scratch_root=options.scratch_root, monitor=monitor_actor)
-        task_options: dict[str, Any] = dict(name=f"stage {spec.name}", num_cpus=cpus, num_gpus=gpus,
-                                            max_retries=options.retries, retry_exceptions=True)
-        if spec.family in options.pin_to_driver and pin_possible:
-            task_options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(driver_node, soft=False)
-        inputs = [snapshot_ref, *(data_refs[dep] for dep in spec.deps if dep in data_refs)]
-        upstream = [refs[name] for name in spec.upstream if name in refs]
-        refs[spec.name] = remote_stage.options(**task_options).remote(task, inputs, *upstream)
-        pending[refs[spec.name]] = spec
-    refs.clear()
-    del snapshot_ref, data_refs
-
-    recorder = Recorder(root, pipeline)
-    progress = Progress(len(stale), stream)
-    last_record = time.monotonic()
     interrupted = None
+    recorder_hint = None
     try:
-        with _Interrupts() as interrupts:
-            while pending and interrupts.signal is None:
-                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
-                for ref in ready:
-                    _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, pending)
-                if ready and time.monotonic() - last_record >= RECORD_INTERVAL_S:
-                    report.recorded += recorder.record_ready()
-                    last_record = time.monotonic()
-                if progress.live:
-                    progress.status(_counts(report, pending, monitor_actor))
-            interrupted = interrupts.signal
-            if interrupted is not None:
-                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
-                for ref in ready:
-                    _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, pending)
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-            report.recorded += recorder.record_all()
+        if serve:
+            log_path = run_folder(run_id, options.scratch_root) / "mlflow-server.log"
+            server = TrackingServer(uri, driver_ip, root, log_path)
+            server.wait_ready()
+            env["MLFLOW_TRACKING_URI"] = server.uri
+            stream.write(f"MLflow: tasks log through {server.uri} (store {uri})\n")
+        elif os.environ.get("MLFLOW_TRACKING_URI"):
+            env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+
+        monitor_actor = ray.remote(num_cpus=0)(StartedTasks).remote()
+        snapshot_ref = ray.put(snapshot(root, pipeline))
+        data_refs = {dep: ray.put(tree) for dep, tree in data_inputs(root, pipeline).items() if tree}
+        links = _links(root)
+        remote_stage = ray.remote(execute_stage)
+        refs: dict[str, Any] = {}
+        for spec in stale:
+            cpus, gpus = _resources(spec, options, has_gpu)
+            task = TaskSpec(stage=spec, run_id=run_id, workspace=str(root), env=env, threads=cpus,
+                            in_process=options.in_process and gpus == 0, driver_node=driver_node, links=links,
+                            scratch_root=options.scratch_root, monitor=monitor_actor)
+            task_options: dict[str, Any] = dict(name=f"stage {spec.name}", num_cpus=cpus, num_gpus=gpus,
+                                                max_retries=options.retries, retry_exceptions=True)
+            if spec.family in options.pin_to_driver and pin_possible:
+                task_options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(driver_node, soft=False)
+            inputs = [snapshot_ref, *(data_refs[dep] for dep in spec.deps if dep in data_refs)]
+            upstream = [refs[name] for name in spec.upstream if name in refs]
+            refs[spec.name] = remote_stage.options(**task_options).remote(task, inputs, *upstream)
+            pending[refs[spec.name]] = spec
+        refs.clear()
+        del snapshot_ref, data_refs
+
+        recorder = Recorder(root, pipeline)
+        progress = Progress(len(stale), stream)
+        last_record = time.monotonic()
+        try:
+            with _Interrupts() as interrupts:
+                while pending and interrupts.signal is None:
+                    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+                    for ref in ready:
+                        _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, pending)
+                    if ready and time.monotonic() - last_record >= RECORD_INTERVAL_S:
+                        report.recorded += recorder.record_ready()
+                        last_record = time.monotonic()
+                    if progress.live:
+                        progress.status(_counts(report, pending, monitor_actor))
+                interrupted = interrupts.signal
+                if interrupted is not None:
+                    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                    for ref in ready:
+                        _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, pending)
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                report.recorded += recorder.record_all()
+        finally:
+            progress.close()
     finally:
-        progress.close()
-        recorder_hint = recorder.git_hint()
-        recorder.close()
+        if recorder is not None:
+            recorder_hint = recorder.git_hint()
+            recorder.close()
         if server is not None:
             server.stop()
-        ray.kill(monitor_actor)
+        if monitor_actor is not None:
+            ray.kill(monitor_actor)
         _clean_nodes(run_id, options.scratch_root, keep=bool(report.failed))
 
     report.nodes = {result.node_id for result in report.results}
