@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -174,3 +175,10 @@ def test_interrupted_then_resumed_with_a_killed_worker_records_exactly_what_seri
         assert mlflow_metric(fresh_repo, stage, "best_val_accuracy") == mlflow_metric(serial_repo, stage,
                                                                                      "best_val_accuracy")
 
+    # An output deleted from the workspace comes back from DVC's cache, as under dvc repro.
+    shutil.rmtree(fresh_repo / "runs/sim/digits/mlp")
+    restored = run_sweep(SweepOptions(root=fresh_repo, address=cluster.address, targets=(TARGET,)),
+                         stream=io.StringIO())
+    assert (restored.exit_code, restored.restored, restored.results) == (0, ["simulate@digits-mlp"], [])
+    assert workspace_files(fresh_repo) == workspace_files(serial_repo)
+    _assert_up_to_date(fresh_repo)
