@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lowspike.artifacts import read_json, write_json
-from lowspike.config import validate_params
+from lowspike.config import ParamsError, validate_params
 from lowspike.data.loading import SplitTensors
 from lowspike.energy import break_even_from_energies
 from lowspike.metrics import student_layer_activity
@@ -211,3 +211,16 @@ def test_evaluation_metrics_hold_the_energies_and_neurobench():
     from lowspike.tracking import flatten
 
     assert flatten(metrics)["baseline.seed0.energy_ops_snn_over_dnn_dense"] == 0.5
+
+
+def test_neurobench_runs_on_the_first_samples_or_not_at_all():
+    with pytest.raises(ParamsError, match=r"distillation\.neurobench_samples: got -1"):
+        validate_params({"distillation": {"neurobench_samples": -1}})
+    model = lively_sres8()
+    data = SplitTensors(torch.rand(5, 1, 6, 8), torch.tensor([0, 1, 2, 0, 1]))
+    assert distillation.neurobench_subset(model, data, 0) is None
+    report = distillation.neurobench_subset(model, data, 3)
+    assert report["samples"] == 3
+    first = student_layer_activity(model, data.inputs[:3])
+    assert report["lowspike"]["SynOps"] == pytest.approx(sum(r["synops"] for r in first))
+    assert distillation.neurobench_subset(model, data, 256)["samples"] == 5  # the whole split
