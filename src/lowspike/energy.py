@@ -65,7 +65,6 @@ the three Horowitz points (the constants of the authors' implementation, Qualia'
 13.26 pJ and 1.035e-5 pJ/bit)."""
 
 LAYER_KINDS = ("linear", "conv1d", "conv2d", "residual")
-WEIGHT_KINDS = ("linear", "conv1d", "conv2d")
 NEURON_MODELS = ("if", "lif", "none")
 ACTIVITY_KEYS = (
     "name", "kind", "in_shape", "out_shape", "weights", "nonzero_weights", "biases", "dense_macs",

@@ -12,7 +12,8 @@ Conventions (../shared/papers/README.md):
 The directly trained students (distillation paper) are described to these metrics by a list of
 :class:`Projection` (their ``projections()`` method); :class:`StudentActivityMeter` turns the
 spikes of the forward passes the caller already runs into one record per weight layer
-(:func:`student_layer_activity`), the input of the energy models.
+(:func:`student_layer_activity`), the input of the energy models; :func:`teacher_layer_activity`
+writes the same records for a non-spiking teacher (dense and effective MACs, forward hooks).
 """
 
 from __future__ import annotations
