@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv repro sweep test test-all bench ui clean-venv browser
+.PHONY: venv repro repro-serial sweep test test-all bench ui clean-venv browser
 
 venv: $(STAMP)
 
@@ -25,15 +25,19 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 # `make repro` validates params.yaml first (one line and exit 2 on a bad value, before DVC expands
-# any stage from it), then records its wall time and peak memory in reports/pipeline_run.json.
+# any stage from it), then runs the stale stages of dvc.yaml as Ray tasks, as many at once as the
+# machine has cores (python -m lowspike.sweep; it falls back to `dvc repro` if Ray cannot start;
+# RAY_ADDRESS=HEAD:6379 runs them on an existing Ray cluster), and records its wall time and peak
+# memory in reports/pipeline_run.json. `make repro-serial` is plain `dvc repro`.
 repro: venv
+	$(BIN)/python -m lowspike.config params.yaml
+	$(BIN)/python benchmarks/timed.py reports/pipeline_run.json -- $(BIN)/python -m lowspike.sweep
+
+repro-serial: venv
 	$(BIN)/python -m lowspike.config params.yaml
 	$(BIN)/python benchmarks/timed.py reports/pipeline_run.json -- $(BIN)/dvc repro
 
-# The stale stages as Ray tasks, many at once, recorded in dvc.lock like `dvc repro`
-# (python -m lowspike.sweep; RAY_ADDRESS=HEAD:6379 runs them on an existing Ray cluster).
-sweep: venv
-	$(BIN)/python benchmarks/timed.py reports/pipeline_run.json -- $(BIN)/python -m lowspike.sweep
+sweep: repro
 
 # Headless Chromium renders the HTML reports in the tests (Debian's package; the tests skip
 # with a reason where it cannot be installed).

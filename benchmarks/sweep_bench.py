@@ -39,10 +39,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-QUICK_GRID = {"archs": ["mlp", "lenet5"], "regularizers": ["l1", "hoyer"],
-              "lambdas": {"mlp": [1.0e-3, 1.0e-2], "lenet5": [1.0e-3, 1.0e-2]}}
-FIXED_COST_GRID = {"archs": ["mlp"], "regularizers": ["l1"],
-                   "lambdas": {"mlp": [1.0e-4, 1.0e-3, 1.0e-2, 1.0e-1], "lenet5": []},
+QUICK_GRID = {"archs": ["mlp", "lenet5"],
+              "points": {arch: ["l1-0.001", "l1-0.01", "hoyer-0.001", "hoyer-0.01"] for arch in ("mlp", "lenet5")}}
+FIXED_COST_GRID = {"archs": ["mlp"], "points": {"mlp": ["l1-0.0001", "l1-0.001", "l1-0.01", "l1-0.1"], "lenet5": []},
                    "train": {"max_epochs": 1, "patience": 1}}
 OFFLINE = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0",
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "LOWSPIKE_THREADS": "1"}

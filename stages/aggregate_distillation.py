@@ -1,6 +1,7 @@
 """DVC stage `aggregate_distillation`: every evaluated student with its relative deltas against
-the same-seed baseline (Eqs. 11 and 13 of the distillation paper), mean and standard deviation
-over seeds, and the Table III selections."""
+the same-seed baseline (Eqs. 11 and 13 of the distillation paper, energy included), mean and
+standard deviation over seeds, the Table III selections, the teachers' energies and the
+break-even spikerates."""
 
 from lowspike import runtime
 from lowspike.studies import distillation

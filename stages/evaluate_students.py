@@ -1,5 +1,7 @@
 """DVC stage `evaluate_students@<dataset>`: test accuracy, spikes per inference, spikerate
-(Eq. 12 of the distillation paper) and per-layer spikerate of every student of the grids."""
+(Eq. 12 of the distillation paper), per-layer spikerate and activity, energy per inference
+(both energy models, the SNN and its non-spiking counterpart) and NeuroBench's metrics of every
+student of the grids; the teacher's per-layer MACs and energy."""
 
 from lowspike import runtime
 from lowspike.config import ParamsError
@@ -18,15 +20,17 @@ def main() -> int:
     setup = distillation.setup_for(params, args.dataset)
     tags = {"dataset": args.dataset, "model": setup.student, "stage": "evaluate_students"}
     with start_run(params.tracking, "distillation", f"evaluate {args.dataset}", tags) as run:
-        records = distillation.evaluate_dataset(params, args.dataset, progress=runtime.show_progress())
-        for record in records:
-            prefix = f"{record['run']}.seed{record['seed']}"
-            run.log_metrics({f"{prefix}.accuracy": record["accuracy"], f"{prefix}.spikerate": record["spikerate"],
-                             f"{prefix}.total_spikes": record["total_spikes"]})
-    baseline = [r for r in records if r["method"] == "baseline"]
+        run.log_params({"energy": params.energy.model_dump(),
+                        "distillation.neurobench_samples": params.distillation.neurobench_samples})
+        evaluation = distillation.evaluate_dataset(params, args.dataset, progress=runtime.show_progress())
+        run.log_metrics(distillation.evaluation_metrics(evaluation))
+    baseline = [r for r in evaluation.students if r["method"] == "baseline"]
     headline = ", ".join(f"seed {r['seed']}: accuracy {r['accuracy']:.4f}, spikerate {r['spikerate']:.3f}"
+                         + "".join(f", {model} {figures['snn_j'] * 1e9:.4g} nJ ({figures['snn_over_dnn_dense']:.3g}"
+                                   " x its DNN)" for model, figures in (r.get("energy") or {}).items()
+                                   if isinstance(figures, dict))
                          for r in baseline)
-    runtime.announce(f"evaluate_students {args.dataset}", f"{len(records)} students; baseline {headline}")
+    runtime.announce(f"evaluate_students {args.dataset}", f"{len(evaluation.students)} students; baseline {headline}")
     return 0
 
 

@@ -1,5 +1,6 @@
-"""DVC stages `train_dnn_<arch>@<dataset>-<regularizer>-<lambda>` (and `train_dnn_baseline@<dataset>-<arch>-none-0.0`):
-train one DNN of the conversion study with an activity regularizer (Eq. 4 of the regularization paper)."""
+"""DVC stages `train_dnn_<arch>@<dataset>-<point>` (``<point>`` = ``<regularizer>-<lambda>``) and
+`train_dnn_baseline@<dataset>-<arch>`: train one DNN of the conversion study with an activity
+regularizer (Eq. 4 of the regularization paper), or the unregularized baseline."""
 
 from lowspike import runtime
 from lowspike.studies import conversion
@@ -10,10 +11,9 @@ def main() -> int:
     parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--arch", required=True)
-    parser.add_argument("--regularizer", required=True, help="a regularizer spec, or 'none' for the baseline")
-    parser.add_argument("--lam", type=float, required=True)
+    parser.add_argument("--point", required=True, help="<regularizer>-<lambda> of regularization.points, or baseline")
     args, params = runtime.parse_stage_args(parser)
-    point = conversion.Point(args.dataset, args.arch, args.regularizer, args.lam)
+    point = conversion.Point.parse(args.dataset, args.arch, args.point)
     conversion.check_point(params, point)
     runtime.setup()
     tags = {"dataset": point.dataset, "model": point.arch, "method": point.regularizer, "lambda": point.lam,

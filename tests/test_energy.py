@@ -19,10 +19,13 @@ from lowspike.energy import (
     ENERGY_MODELS,
     LayerActivity,
     NetworkActivity,
+    break_even_from_energies,
     break_even_spikerate,
     converted_snn_activity,
+    evaluate_dnn_energy,
     evaluate_energy,
     lemaire_energy,
+    network_activity,
     ops_energy,
     sram_access_energy,
 )
@@ -389,3 +392,147 @@ def test_converted_snn_activity_maps_the_simulation_onto_weight_layers():
     old_record = {k: v for k, v in simulation.items() if k != "synops_per_layer"}
     with pytest.raises(ValueError, match=r"lacks \['synops_per_layer'\].*re-run the simulate stage"):
         converted_snn_activity(snn, old_record, eflops["per_layer"])
+
+
+# ------------------------------------------------------- shortcuts and the students' records
+
+
+def residual_student_records() -> list[dict]:
+    """The records of a hand-computed residual student (tests/test_metrics_students.py,
+    TinyResidualStudent), as :class:`lowspike.metrics.StudentActivityMeter` writes them: T = 2;
+    conv1 (analog, padding taps excluded: 20 of 24 MACs) -> IF; conv2 (fed by pooled spikes) ->
+    IF, joined by a shortcut carrying the same pooled spikes (7 / 2 per sample, one membrane
+    each); a linear readout."""
+    common = {"effective_macs": None, "input_binary": True, "timesteps": 2}
+    return [
+        {**common, "name": "conv1", "kind": "conv1d", "in_shape": [1, 4], "out_shape": [2, 4], "weights": 6,
+         "nonzero_weights": 3, "biases": 1, "dense_macs": 20.0, "effective_macs": 2.0, "input_binary": False,
+         "synops": 0.0, "input_events": 0.0, "neurons": 8, "output_spikes": 3.5, "neuron_model": "if"},
+        {**common, "name": "conv2", "kind": "conv1d", "in_shape": [2, 2], "out_shape": [2, 2], "weights": 4,
+         "nonzero_weights": 1, "biases": 2, "dense_macs": 8.0, "synops": 1.5, "input_events": 3.5, "neurons": 4,
+         "output_spikes": 2.5, "neuron_model": "if"},
+        {**common, "name": "shortcut", "kind": "residual", "in_shape": [2, 2], "out_shape": [2, 2], "weights": 0,
+         "nonzero_weights": 0, "biases": 0, "dense_macs": 4.0, "synops": 3.5, "input_events": 3.5, "neurons": 0,
+         "output_spikes": 0.0, "neuron_model": "none"},
+        {**common, "name": "readout", "kind": "linear", "in_shape": [2], "out_shape": [3], "weights": 6,
+         "nonzero_weights": 3, "biases": 1, "dense_macs": 6.0, "synops": 4.0, "input_events": 2.5, "neurons": 0,
+         "output_spikes": 0.0, "neuron_model": "none"},
+    ]
+
+
+def test_the_students_records_become_a_network_activity():
+    network = network_activity(residual_student_records())
+    assert network.timesteps == 2 and [layer.kind for layer in network.layers] == [
+        "conv1d", "conv1d", "residual", "linear"]
+    assert network.layers[0].dense_macs == 20 and isinstance(network.layers[0].dense_macs, int)
+    assert network.spikerate == pytest.approx((3.5 + 2.5) / 12)
+    records = residual_student_records()
+    records[1]["timesteps"] = 3
+    with pytest.raises(ValueError, match=r"disagree on timesteps: \[2, 3\]"):
+        network_activity(records)
+
+
+def test_ops_prices_a_shortcut_as_additions_by_hand():
+    energies = ops_energy(network_activity(residual_student_records()), energy_config())
+    # SNN: conv1 analog once: 4.6 * 20 MACs + 0.9 * (1 bias x 4 positions) = 95.6
+    #      conv2: 0.9 * 1.5 SynOps + 0.9 * (2 biases x 2 positions) x 2 steps = 1.35 + 7.2
+    #      shortcut: one add per arriving spike, 0.9 * 3.5 = 3.15; readout 0.9 * 4 + 0.9 * 1 * 2 = 5.4
+    assert energies["snn"].per_layer["shortcut"] == picojoules({"mac": 0.0, "ac": 3.15, "bias": 0.0})
+    assert energies["snn"].layer_totals() == picojoules(
+        {"conv1": 95.6, "conv2": 8.55, "shortcut": 3.15, "readout": 5.4})
+    # DNN: conv1 95.6; conv2 4.6 * 8 + 0.9 * 4 = 40.4; shortcut one add per output, 0.9 * 4 = 3.6;
+    # readout 4.6 * 6 + 0.9 = 28.5
+    assert energies["dnn_dense"].per_layer["shortcut"] == picojoules({"mac": 0.0, "ac": 3.6, "bias": 0.0})
+    assert energies["dnn_dense"].layer_totals() == picojoules(
+        {"conv1": 95.6, "conv2": 40.4, "shortcut": 3.6, "readout": 28.5})
+    assert "dnn_effective" not in energies  # only the analog layer's effective MACs are known
+
+
+def test_lemaire_prices_a_shortcut_by_hand():
+    energies = lemaire_energy(network_activity(residual_student_records()), energy_config())
+    zero = dict.fromkeys(energies["snn"].per_layer["conv1"], 0.0)
+    # SNN: each of the 3.5 spikes read from the FIFO (e(1000) = 4.8828125), one add and one
+    # address per membrane reached, the potential read and written in a 4-word memory
+    # (e(4) = 0.01953125); no weight, no per-step neuron pass (conv2 pays it)
+    assert energies["snn"].per_layer["shortcut"] == picojoules({
+        **zero, "accumulate": 0.1 * 3.5, "addressing": 0.1 * 3.5, "memory_input": 3.5 * 4.8828125,
+        "memory_potential": 2 * 3.5 * 0.01953125})
+    # DNN: 4 additions, N_in + N_out addresses, the shortcut operand read (4-word memory), the
+    # joined output read and the sum written
+    assert energies["dnn_dense"].per_layer["shortcut"] == picojoules({
+        **zero, "accumulate": 0.1 * 4, "addressing": 0.1 * 8, "memory_input": 4 * 0.01953125,
+        "memory_output": 2 * 4 * 0.01953125})
+    # the convolution after pooling: 1.5 SynOps, 2 x 3.5 address multiplies, 4 biased outputs x 2 steps
+    conv2 = energies["snn"].per_layer["conv2"]
+    assert conv2["accumulate"] == pytest.approx(0.15 * PJ) and conv2["bias"] == pytest.approx(0.1 * 8 * PJ)
+    assert conv2["addressing"] == pytest.approx((0.1 * 1.5 + 3.2 * 7) * PJ)
+
+
+def teacher_like_network() -> NetworkActivity:
+    """A non-spiking network as lowspike.metrics.teacher_layer_activity records it: analog
+    inputs everywhere, effective MACs known, a shortcut of 8 additions, 5 of a non-zero input."""
+    common = {"input_binary": False, "synops": 0.0, "input_events": 0.0, "neurons": 0, "output_spikes": 0.0,
+              "neuron_model": "none", "timesteps": 1}
+    return network_activity([
+        {**common, "name": "conv", "kind": "conv1d", "in_shape": [2, 4], "out_shape": [2, 4], "weights": 12,
+         "nonzero_weights": 2, "biases": 0, "dense_macs": 40.0, "effective_macs": 5.0},
+        {**common, "name": "conv.shortcut", "kind": "residual", "in_shape": [2, 4], "out_shape": [2, 4],
+         "weights": 0, "nonzero_weights": 0, "biases": 0, "dense_macs": 8.0, "effective_macs": 5.0},
+    ])
+
+
+def test_an_analog_shortcut_is_a_dense_addition_and_the_dnn_only_summary():
+    cfg = energy_config()
+    energies = ops_energy(teacher_like_network(), cfg)
+    # zero-skipping: 4.6 * 5 MACs ; 0.9 * 5 additions of a non-zero input
+    assert energies["dnn_effective"].layer_totals() == picojoules({"conv": 23.0, "conv.shortcut": 4.5})
+    assert energies["dnn_dense"].layer_totals() == picojoules({"conv": 184.0, "conv.shortcut": 7.2})
+    every = ops_energy(teacher_like_network(), energy_config(analog_input="every_timestep"))
+    assert every["snn"].per_layer["conv.shortcut"] == picojoules({"mac": 0.0, "ac": 7.2, "bias": 0.0})  # T = 1
+    lemaire = lemaire_energy(teacher_like_network(), cfg)
+    # e(8 words) = 0.0390625: the dense terms, the sum read and written as a potential
+    assert lemaire["snn"].per_layer["conv.shortcut"] == picojoules({
+        **dict.fromkeys(lemaire["snn"].per_layer["conv"], 0.0), "accumulate": 0.8, "addressing": 1.6,
+        "memory_input": 8 * 0.0390625, "memory_potential": 2 * 8 * 0.0390625})
+    assert lemaire["dnn_dense"].per_layer["conv.shortcut"]["memory_output"] == pytest.approx(2 * 8 * 0.0390625 * PJ)
+    summary = evaluate_dnn_energy(teacher_like_network(), cfg)["summary"]
+    assert summary["ops"]["dnn_dense_j"] == pytest.approx(191.2 * PJ)
+    assert summary["ops"]["dnn_effective_j"] == pytest.approx(27.5 * PJ)
+    assert summary["lemaire"]["dnn_effective_j"] is None
+    assert set(summary["ops"]) == {"dnn_dense_j", "dnn_effective_j", "per_layer_j"}
+    assert set(summary["ops"]["per_layer_j"]) == {"dnn_dense", "dnn_effective"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"out_shape": [2, 3]}, "out_shape: got [2, 3]: must equal in_shape [2, 2] for a shortcut"),
+    ({"weights": 1}, "weights: got 1: must be 0 for a shortcut"),
+    ({"dense_macs": 5.0}, "dense_macs: got 5: must be 4 (one addition per output element)"),
+    ({"synops": 4.0}, "synops: got 4.0: must be at most input_events (one membrane per spike)"),
+    ({"neurons": 4, "neuron_model": "if", "output_spikes": 1.0}, "neurons: got 4: must be 0 for a shortcut"),
+])
+def test_bad_shortcut_records_are_refused(change, message):
+    records = residual_student_records()
+    records[2].update(change)
+    with pytest.raises(ValueError) as error:
+        network_activity(records)
+    assert str(error.value).startswith("activity layer 2 'shortcut'") and message in str(error.value)
+
+
+def test_a_convolution_may_leave_out_its_padding_taps_but_not_exceed_every_tap():
+    records = residual_student_records()
+    records[0]["dense_macs"] = 25.0  # 6 weights x 4 positions = 24 at most
+    with pytest.raises(ValueError, match=r"dense_macs: got 25: must be in \[1, 24\]"):
+        network_activity(records)
+    records[0]["dense_macs"] = 24.0
+    assert network_activity(records).layers[0].dense_macs == 24
+
+
+def test_silent_energy_and_break_even_from_stored_energies_by_hand():
+    summary = evaluate_energy(linear_network(), energy_config())["summary"]
+    # ops: the silent SNN pays fc1's dense pass (28.5 pJ) and fc2's biases (7.2 pJ)
+    assert summary["ops"]["snn_silent_j"] == pytest.approx(35.7 * PJ)
+    assert break_even_from_energies(1.25, 41.1, 35.7, 48.7) == pytest.approx(1.25 * 13.0 / 5.4)
+    assert summary["ops"]["break_even_spikerate_dense"] == pytest.approx(1.25 * 13.0 / 5.4)
+    assert break_even_from_energies(1.25, 41.1, 35.7, 30.0) is None  # the silent SNN costs more
+    assert break_even_from_energies(0.0, 35.7, 35.7, 48.7) is None  # silent: no slope
+    assert break_even_from_energies(1.25, 41.1, 35.7, None) is None

@@ -64,7 +64,7 @@ the three Horowitz points (the constants of the authors' implementation, Qualia'
 ``EnergyEstimationMetric._e_ram``; an ordinary least-squares line through the points gives
 13.26 pJ and 1.035e-5 pJ/bit)."""
 
-LAYER_KINDS = ("linear", "conv1d", "conv2d")
+LAYER_KINDS = ("linear", "conv1d", "conv2d", "residual")
 NEURON_MODELS = ("if", "lif", "none")
 ACTIVITY_KEYS = (
     "name", "kind", "in_shape", "out_shape", "weights", "nonzero_weights", "biases", "dense_macs",
@@ -91,10 +91,11 @@ def _count(where: str, key: str, value: Any, integer: bool = False) -> float:
     return int(value) if integer else float(value)
 
 
-def _shape(where: str, key: str, value: Any, rank: int) -> tuple[int, ...]:
-    if (not isinstance(value, (list, tuple)) or len(value) != rank
+def _shape(where: str, key: str, value: Any, ranks: tuple[int, ...]) -> tuple[int, ...]:
+    if (not isinstance(value, (list, tuple)) or len(value) not in ranks
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-        _fail(where, key, value, f"must be a list of {rank} positive integers (one sample, one timestep)")
+        counts = " or ".join(str(rank) for rank in ranks)
+        _fail(where, key, value, f"must be a list of {counts} positive integers (one sample, one timestep)")
     return tuple(value)
 
 
@@ -104,24 +105,33 @@ def _exceeds(value: float, bound: float) -> bool:
 
 @dataclass(frozen=True)
 class LayerActivity:
-    """What one weight layer (conv1d, conv2d or linear) did in one inference (mean per sample).
+    """What one weight layer (conv1d, conv2d or linear), or one identity shortcut (residual),
+    did in one inference (mean per sample).
 
     The JSON form (:meth:`to_dict`, stored in ``evaluate.json``) has exactly these keys:
 
-    - ``name``: unique within the network; ``kind``: ``linear`` | ``conv1d`` | ``conv2d``.
+    - ``name``: unique within the network; ``kind``: ``linear`` | ``conv1d`` | ``conv2d`` |
+      ``residual`` (an identity shortcut adding its source into the membranes, or the
+      pre-activations, of the layer it joins: no weight, one addition per element).
     - ``in_shape``, ``out_shape``: one sample, one timestep, without the batch (``[C, H, W]``,
-      ``[C, L]`` or ``[N]``); for a layer fed through pooling, ``in_shape`` is the pooled shape.
-    - ``weights``: weight count; ``nonzero_weights``; ``biases``: non-zero bias parameters.
-    - ``dense_macs``: MACs of one sample at one timestep, every weight at every output position
-      (``weights`` for linear, ``weights x output positions`` for a convolution).
+      ``[C, L]`` or ``[N]``); for a layer fed through pooling, ``in_shape`` is the pooled shape;
+      a shortcut's two shapes are equal.
+    - ``weights``: weight count; ``nonzero_weights``; ``biases``: non-zero bias parameters
+      (all three 0 for a shortcut).
+    - ``dense_macs``: MACs of one sample at one timestep, every weight at every output position:
+      ``weights`` for linear; for a convolution ``weights x output positions``, or fewer when
+      the taps that read zero padding are not counted (the students' and teachers' records,
+      :mod:`lowspike.metrics`); for a shortcut its additions, one per output element.
     - ``effective_macs``: the non-spiking counterpart's MACs whose weight and input are both
-      non-zero, per sample (EFLOPS of Eq. 1 minus its bias term); None when unknown.
+      non-zero, per sample (EFLOPS of Eq. 1 minus its bias term; for a shortcut, its additions
+      of a non-zero input); None when unknown.
     - ``input_binary``: the inputs are spike events (possibly through average pooling), not an
       analog signal.
     - ``synops``: accumulates caused by input spikes, summed over T (our SynOps; 0 when the
-      input is analog).
+      input is analog; a shortcut adds each arriving spike into one membrane).
     - ``input_events``: non-zero inputs (spikes) arriving, summed over T.
-    - ``neurons``: spiking neurons this layer drives (0 for a non-spiking readout);
+    - ``neurons``: spiking neurons this layer drives (0 for a non-spiking readout and for a
+      shortcut, whose target neurons belong to the layer that drives them);
       ``output_spikes``: their spikes, summed over T; ``neuron_model``: ``if`` | ``lif`` | ``none``.
     """
 
@@ -157,27 +167,38 @@ class LayerActivity:
         kind = record["kind"]
         if kind not in LAYER_KINDS:
             _fail(where, "kind", kind, f"must be one of {LAYER_KINDS}")
-        rank = {"linear": 1, "conv1d": 2, "conv2d": 3}[kind]
-        in_shape = _shape(where, "in_shape", record["in_shape"], rank)
-        out_shape = _shape(where, "out_shape", record["out_shape"], rank)
+        ranks = {"linear": (1,), "conv1d": (2,), "conv2d": (3,), "residual": (1, 2, 3)}[kind]
+        in_shape = _shape(where, "in_shape", record["in_shape"], ranks)
+        out_shape = _shape(where, "out_shape", record["out_shape"], ranks)
         weights = _count(where, "weights", record["weights"], integer=True)
         nonzero = _count(where, "nonzero_weights", record["nonzero_weights"], integer=True)
         biases = _count(where, "biases", record["biases"], integer=True)
         dense_macs = _count(where, "dense_macs", record["dense_macs"], integer=True)
-        if weights == 0:
-            _fail(where, "weights", weights, "must be at least 1")
-        if nonzero > weights:
-            _fail(where, "nonzero_weights", nonzero, f"must be at most weights ({weights})")
-        if biases > out_shape[0]:
-            _fail(where, "biases", biases, f"must be at most the output channels ({out_shape[0]})")
-        if kind == "linear":
-            expected_macs = weights
+        if kind == "residual":
+            if in_shape != out_shape:
+                _fail(where, "out_shape", list(out_shape), f"must equal in_shape {list(in_shape)} for a shortcut")
+            for key, value in (("weights", weights), ("nonzero_weights", nonzero), ("biases", biases)):
+                if value:
+                    _fail(where, key, value, "must be 0 for a shortcut")
+            if dense_macs != math.prod(out_shape):
+                _fail(where, "dense_macs", dense_macs,
+                      f"must be {math.prod(out_shape)} (one addition per output element) for a shortcut")
         else:
-            if weights % (in_shape[0] * out_shape[0]):
-                _fail(where, "weights", weights, "must be in_channels x out_channels x kernel size (groups=1)")
-            expected_macs = weights * math.prod(out_shape[1:])
-        if dense_macs != expected_macs:
-            _fail(where, "dense_macs", dense_macs, f"must be {expected_macs} (weights x output positions)")
+            if weights == 0:
+                _fail(where, "weights", weights, "must be at least 1")
+            if nonzero > weights:
+                _fail(where, "nonzero_weights", nonzero, f"must be at most weights ({weights})")
+            if biases > out_shape[0]:
+                _fail(where, "biases", biases, f"must be at most the output channels ({out_shape[0]})")
+            if kind == "linear" and dense_macs != weights:
+                _fail(where, "dense_macs", dense_macs, f"must be {weights} (the weights of a linear layer)")
+            if kind != "linear":
+                if weights % (in_shape[0] * out_shape[0]):
+                    _fail(where, "weights", weights, "must be in_channels x out_channels x kernel size (groups=1)")
+                bound = weights * math.prod(out_shape[1:])
+                if not 0 < dense_macs <= bound:
+                    _fail(where, "dense_macs", dense_macs,
+                          f"must be in [1, {bound}] (weights x output positions, less the taps on padding)")
         effective = record["effective_macs"]
         if effective is not None:
             effective = _count(where, "effective_macs", effective)
@@ -190,8 +211,11 @@ class LayerActivity:
         events = _count(where, "input_events", record["input_events"])
         if not binary and synops != 0:
             _fail(where, "synops", synops, "must be 0 for an analog (non-binary) input")
-        if _exceeds(synops, events * weights):
-            _fail(where, "synops", synops, "must be at most input_events x weights")
+        fan_out_bound = 1 if kind == "residual" else weights
+        if _exceeds(synops, events * fan_out_bound):
+            _fail(where, "synops", synops,
+                  "must be at most input_events (one membrane per spike)" if kind == "residual"
+                  else "must be at most input_events x weights")
         neurons = _count(where, "neurons", record["neurons"], integer=True)
         output_spikes = _count(where, "output_spikes", record["output_spikes"])
         model = record["neuron_model"]
@@ -201,6 +225,8 @@ class LayerActivity:
             _fail(where, "neurons", neurons, f"must be at most the outputs ({math.prod(out_shape)})")
         if (model == "none") != (neurons == 0):
             _fail(where, "neurons", neurons, f"must be 0 exactly when neuron_model is 'none' (got {model!r})")
+        if kind == "residual" and neurons:
+            _fail(where, "neurons", neurons, "must be 0 for a shortcut (its targets belong to the layer driving them)")
         if model == "none" and output_spikes != 0:
             _fail(where, "output_spikes", output_spikes, "must be 0 for a non-spiking layer")
         return cls(name, kind, in_shape, out_shape, weights, nonzero, biases, dense_macs, effective, binary,
@@ -227,8 +253,8 @@ class LayerActivity:
 
     @property
     def kernel_addresses(self) -> int:
-        """``C_out x kernel size`` of a convolution (``weights / C_in``); 0 for linear."""
-        return self.weights // self.in_shape[0] if self.kind != "linear" else 0
+        """``C_out x kernel size`` of a convolution (``weights / C_in``); 0 for linear and shortcuts."""
+        return self.weights // self.in_shape[0] if self.kind in ("conv1d", "conv2d") else 0
 
     @property
     def parameter_words(self) -> int:
@@ -347,6 +373,12 @@ def ops_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, Netwo
       ``mac = E_MAC * effective_MACs_l``, ``bias = E_AC * B_l``; the two counts are the EFLOPS
       of Eq. 1 of the regularization paper.
 
+    An identity shortcut (``residual``) has no multiply: ``snn``, ``ac = E_AC * SynOps_l`` (each
+    arriving spike added into one membrane), or ``E_AC * N_l * R`` additions for an analog
+    input; ``dnn_dense``: ``ac = E_AC * N_l`` (one addition per output element, ``N_l`` =
+    ``dense_macs``); ``dnn_effective``: ``ac = E_AC * effective_l`` (the additions of a
+    non-zero input).
+
     Neuron updates (membrane leak, reset, threshold) and memory traffic are not in this model:
     see :func:`lemaire_energy`.
     """
@@ -355,16 +387,21 @@ def ops_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, Netwo
     snn: dict[str, dict[str, float]] = {}
     dense: dict[str, dict[str, float]] = {}
     effective: dict[str, dict[str, float]] = {}
+    def dense_operations(layer: LayerActivity, count: float) -> dict[str, float]:
+        """``count`` dense operations of ``layer`` and its biases: MACs, or additions for a shortcut."""
+        if layer.kind == "residual":
+            return {"mac": 0.0, "ac": e_ac * count, "bias": 0.0}
+        return {"mac": e_mac * count, "ac": 0.0, "bias": e_ac * layer.bias_outputs}
+
     for layer in network.layers:
         if layer.input_binary:
             snn[layer.name] = {"mac": 0.0, "ac": e_ac * layer.synops, "bias": e_ac * layer.bias_outputs * timesteps}
         else:
             repeats = analog_repeats(cfg, timesteps)
-            snn[layer.name] = {"mac": e_mac * layer.dense_macs * repeats, "ac": 0.0,
-                               "bias": e_ac * layer.bias_outputs * repeats}
-        dense[layer.name] = {"mac": e_mac * layer.dense_macs, "ac": 0.0, "bias": e_ac * layer.bias_outputs}
+            snn[layer.name] = {k: v * repeats for k, v in dense_operations(layer, layer.dense_macs).items()}
+        dense[layer.name] = dense_operations(layer, layer.dense_macs)
         if layer.effective_macs is not None:
-            effective[layer.name] = {"mac": e_mac * layer.effective_macs, "ac": 0.0, "bias": e_ac * layer.bias_outputs}
+            effective[layer.name] = dense_operations(layer, layer.effective_macs)
     energies = {"snn": NetworkEnergy(snn), "dnn_dense": NetworkEnergy(dense)}
     if len(effective) == len(network.layers):
         energies["dnn_effective"] = NetworkEnergy(effective)
@@ -449,6 +486,33 @@ def _lemaire_dense_pass(layer: LayerActivity, cfg: "EnergyConfig", e_add: float,
     }
 
 
+def _lemaire_shortcut(layer: LayerActivity, cfg: "EnergyConfig", e_add: float, e_fifo: float,
+                      timesteps: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The ``snn`` and ``dnn_dense`` terms of an identity shortcut (see :func:`lemaire_energy`)."""
+    e_input, e_output = sram_access_energy(layer.in_size, cfg), sram_access_energy(layer.out_size, cfg)
+    additions = layer.dense_macs
+    dense = dict.fromkeys(LEMAIRE_TERMS, 0.0)
+    dense.update({
+        "accumulate": e_add * additions,
+        "addressing": e_add * (layer.in_size + layer.out_size),
+        "memory_input": additions * e_input,
+        "memory_output": 2 * additions * e_output,
+    })
+    snn = dict.fromkeys(LEMAIRE_TERMS, 0.0)
+    if layer.input_binary:
+        snn.update({
+            "accumulate": e_add * layer.synops,
+            "addressing": e_add * layer.synops,
+            "memory_input": layer.input_events * e_fifo,
+            "memory_potential": 2 * layer.synops * e_output,
+        })
+    else:
+        repeats = analog_repeats(cfg, timesteps)
+        snn.update({key: dense[key] * repeats for key in ("accumulate", "addressing", "memory_input")})
+        snn["memory_potential"] = 2 * additions * repeats * e_output
+    return snn, dense
+
+
 def lemaire_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, NetworkEnergy]:
     """Lemaire et al. (ICONIP 2022) analytical model of an SNN and of its non-spiking counterpart.
 
@@ -482,6 +546,17 @@ def lemaire_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, N
     :func:`dense_input_reads` ``e(N_in)``, ``memory_params = (dense_MACs + B) e(P)``,
     ``memory_output = N_out e(N_out)``; ReLU costs nothing.
 
+    An identity shortcut (``residual``, no weights; not in the paper, whose networks have none:
+    priced with the same unit costs as a synaptic event without a weight). ``snn``: each
+    arriving spike (``S`` of them, one per membrane reached) is read from the FIFO and added
+    into a potential: ``accumulate = E_add S``, ``addressing = E_add S``, ``memory_input =
+    theta_in e_fifo``, ``memory_potential = 2 S e(N_out)``; the target neurons' per-step
+    update, leak and reset are paid by the layer that drives them. ``dnn_dense`` (``N`` =
+    ``dense_macs`` additions): ``accumulate = E_add N``, ``addressing = E_add (N_in + N_out)``,
+    ``memory_input = N e(N_in)`` (the shortcut operand), ``memory_output = 2 N e(N_out)`` (the
+    joined layer's output read, the sum written back). An analog shortcut's ``snn`` terms are
+    the dense ones ``R`` times, its sum read and written as a potential.
+
     Equation numbers as the authors' implementation cites them (Qualia's
     ``EnergyEstimationMetric`` docstrings; the paper itself was not at hand offline).
     Choices where the paper and its implementations disagree:
@@ -509,6 +584,9 @@ def lemaire_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, N
     snn: dict[str, dict[str, float]] = {}
     dense: dict[str, dict[str, float]] = {}
     for layer in network.layers:
+        if layer.kind == "residual":
+            snn[layer.name], dense[layer.name] = _lemaire_shortcut(layer, cfg, e_add, e_fifo, timesteps)
+            continue
         e_potential = sram_access_energy(layer.out_size, cfg)
         terms = dict.fromkeys(LEMAIRE_TERMS, 0.0)
         if layer.input_binary:
@@ -568,14 +646,22 @@ def break_even_spikerate(network: NetworkActivity, model: str, cfg: "EnergyConfi
     """
     estimate = ENERGY_MODELS[model]
     measured = estimate(network, cfg)
-    if reference not in measured or network.spikerate <= 0:
+    if reference not in measured:
         return None
     silent = estimate(network.with_activity_scaled(0.0), cfg)["snn"].total
-    slope = measured["snn"].total - silent
-    target = measured[reference].total
-    if slope <= 0 or target < silent:
+    return break_even_from_energies(network.spikerate, measured["snn"].total, silent, measured[reference].total)
+
+
+def break_even_from_energies(spikerate: float, snn_j: float, silent_j: float, reference_j: float | None
+                             ) -> float | None:
+    """``r* = r_m (E_ref - E_0) / (E(r_m) - E_0)`` (:func:`break_even_spikerate`) from the
+    measured spikerate ``r_m``, the SNN's energy ``E(r_m)``, the same SNN silent ``E_0`` and any
+    reference energy ``E_ref`` (its own DNN, or another network such as a teacher); None when
+    undefined (``r_m = 0``, no slope, no reference, or ``E_0 > E_ref``)."""
+    slope = snn_j - silent_j
+    if reference_j is None or spikerate <= 0 or slope <= 0 or reference_j < silent_j:
         return None
-    return network.spikerate * (target - silent) / slope
+    return spikerate * (reference_j - silent_j) / slope
 
 
 # ------------------------------------------------------------------------------ summary
@@ -589,29 +675,67 @@ def evaluate_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, 
     """Every model of ``energy.models`` on ``network``, as JSON-able dicts.
 
     Returns ``{"summary": ..., "breakdown": ...}``. ``summary``: ``spikerate`` and, per model,
-    ``<net>_j`` (total joules), ``per_layer_j`` (``{net: {layer: J}}``), ``snn_over_<ref>``
-    (the SNN/DNN energy ratio) and ``break_even_spikerate_<dense|effective>``
+    ``<net>_j`` (total joules), ``snn_silent_j`` (the same SNN without any spike, the ``E_0``
+    of :func:`break_even_from_energies`), ``per_layer_j`` (``{net: {layer: J}}``),
+    ``snn_over_<ref>`` (the SNN/DNN energy ratio) and ``break_even_spikerate_<dense|effective>``
     (:func:`break_even_spikerate`), with ``net`` in snn, dnn_dense, dnn_effective (None where a
     model has no such network). ``breakdown``: per model and network, ``terms_j`` (the total of
     each term) and ``layers`` (``{layer: {term: J}}``).
     """
     summary: dict[str, Any] = {"spikerate": network.spikerate}
     breakdown: dict[str, Any] = {}
+    silent_network = network.with_activity_scaled(0.0)
     for model in cfg.models:
         energies = ENERGY_MODELS[model](network, cfg)
+        silent = ENERGY_MODELS[model](silent_network, cfg)["snn"].total
         figures: dict[str, Any] = {}
         for net in ("snn", *DNN_REFERENCES):
             figures[f"{net}_j"] = energies[net].total if net in energies else None
+        figures["snn_silent_j"] = silent
         for reference in DNN_REFERENCES:
             suffix = reference.removeprefix("dnn_")
             figures[f"snn_over_{reference}"] = _ratio(energies["snn"].total, figures[f"{reference}_j"])
-            figures[f"break_even_spikerate_{suffix}"] = (
-                break_even_spikerate(network, model, cfg, reference) if reference in energies else None)
+            figures[f"break_even_spikerate_{suffix}"] = break_even_from_energies(
+                network.spikerate, energies["snn"].total, silent, figures[f"{reference}_j"])
         figures["per_layer_j"] = {net: energy.layer_totals() for net, energy in energies.items()}
         summary[model] = figures
         breakdown[model] = {net: {"terms_j": energy.term_totals(), "layers": energy.per_layer}
                             for net, energy in energies.items()}
     return {"summary": summary, "breakdown": breakdown}
+
+
+def evaluate_dnn_energy(network: NetworkActivity, cfg: "EnergyConfig") -> dict[str, Any]:
+    """The non-spiking networks only (a DNN such as an FNN teacher, whose records have analog
+    inputs and no neurons): :func:`evaluate_energy`'s ``summary`` and ``breakdown`` restricted
+    to ``dnn_dense`` and ``dnn_effective``, per model ``<net>_j`` and ``per_layer_j``."""
+    summary: dict[str, Any] = {}
+    breakdown: dict[str, Any] = {}
+    for model in cfg.models:
+        energies = {net: energy for net, energy in ENERGY_MODELS[model](network, cfg).items() if net != "snn"}
+        figures: dict[str, Any] = {f"{net}_j": energies[net].total if net in energies else None
+                                   for net in DNN_REFERENCES}
+        figures["per_layer_j"] = {net: energy.layer_totals() for net, energy in energies.items()}
+        summary[model] = figures
+        breakdown[model] = {net: {"terms_j": energy.term_totals(), "layers": energy.per_layer}
+                            for net, energy in energies.items()}
+    return {"summary": summary, "breakdown": breakdown}
+
+
+# ----------------------------------------------------------- records of lowspike.metrics
+
+
+def network_activity(records: list[dict[str, Any]]) -> NetworkActivity:
+    """The :class:`NetworkActivity` of per-layer records of :mod:`lowspike.metrics`
+    (:class:`~lowspike.metrics.StudentActivityMeter`, :func:`~lowspike.metrics.teacher_layer_activity`),
+    which carry the network's ``timesteps`` in every record (the same in all) and their
+    ``dense_macs`` as whole floats; validated by :meth:`NetworkActivity.from_dict`."""
+    if not records:
+        raise ValueError("activity: no layer records")
+    steps = {record.get("timesteps") for record in records}
+    if len(steps) != 1:
+        raise ValueError(f"activity: the records disagree on timesteps: {sorted(steps, key=str)}")
+    layers = [{k: v for k, v in record.items() if k != "timesteps"} for record in records]
+    return NetworkActivity.from_dict({"timesteps": steps.pop(), "layers": layers})
 
 
 # ------------------------------------------------------------------ conversion-study records

@@ -12,7 +12,8 @@ Conventions (../shared/papers/README.md):
 The directly trained students (distillation paper) are described to these metrics by a list of
 :class:`Projection` (their ``projections()`` method); :class:`StudentActivityMeter` turns the
 spikes of the forward passes the caller already runs into one record per weight layer
-(:func:`student_layer_activity`), the input of the energy models.
+(:func:`student_layer_activity`), the input of the energy models; :func:`teacher_layer_activity`
+writes the same records for a non-spiking teacher (dense and effective MACs, forward hooks).
 """
 
 from __future__ import annotations
@@ -452,3 +453,136 @@ def student_layer_activity(model: nn.Module, inputs: torch.Tensor, batch_size: i
     finally:
         model.train(was_training)
     return meter.records()
+
+
+# --- Per-layer activity of the non-spiking teachers -------------------------------------------
+
+
+def _shortcut_block_types() -> tuple[type[nn.Module], ...]:
+    """Modules whose forward adds their own input to their output (an identity shortcut): the
+    teachers' residual blocks (imported on use: the models import this module)."""
+    from .models.resnet import ResidualBlock
+
+    return (ResidualBlock,)
+
+
+class _TeacherProbe:
+    """Forward hooks that count, per weight layer and shortcut block, the non-zero inputs at every
+    position (summed over the batch), and find the batch norm applied to each weight layer's output."""
+
+    def __init__(self, model: nn.Module):
+        self.weight_layers = {n: m for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
+        shortcuts = _shortcut_block_types()
+        self.shortcut_blocks = {n: m for n, m in model.named_modules() if isinstance(m, shortcuts)}
+        norms = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        self.counts: dict[str, torch.Tensor] = {}
+        self.out_shapes: dict[str, tuple[int, ...]] = {}
+        self.order: list[str] = []
+        self.norm_of: dict[str, str] = {}
+        self.calls: dict[str, int] = {}
+        self._last_output: tuple[str, torch.Tensor] | None = None
+        self.handles = [m.register_forward_hook(self._weight_hook(n)) for n, m in self.weight_layers.items()]
+        self.handles += [m.register_forward_hook(self._shortcut_hook(n)) for n, m in self.shortcut_blocks.items()]
+        self.handles += [m.register_forward_hook(self._norm_hook(n)) for n, m in norms.items()]
+
+    def _seen(self, name: str, inputs: torch.Tensor, output: torch.Tensor) -> None:
+        counts = _exact_count(inputs.detach() != 0, leading=1).to("cpu", torch.float64)
+        self.counts[name] = self.counts[name] + counts if name in self.counts else counts
+        self.out_shapes[name] = tuple(output.shape[1:])
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if name not in self.order:
+            self.order.append(name)
+
+    def _weight_hook(self, name: str):
+        def hook(module, args, output):
+            self._seen(name, args[0], output)
+            self._last_output = (name, output)
+        return hook
+
+    def _shortcut_hook(self, name: str):
+        def hook(module, args, output):
+            self._seen(f"{name}.shortcut", args[0], output)
+        return hook
+
+    def _norm_hook(self, name: str):
+        def hook(module, args, output):
+            if self._last_output is not None and args[0] is self._last_output[1]:
+                layer = self._last_output[0]
+                if self.norm_of.setdefault(layer, name) != name:
+                    raise ValueError(f"{layer}: followed by two batch norms ({self.norm_of[layer]}, {name})")
+            self._last_output = None
+        return hook
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+@torch.inference_mode()
+def teacher_layer_activity(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> list[dict[str, Any]]:
+    """Per-layer records of a non-spiking network (an FNN teacher) over ``inputs``, one forward
+    pass per batch in eval mode, with the keys of :class:`StudentActivityMeter`'s records.
+
+    Forward hooks on every Linear/Conv1d/Conv2d layer count the non-zero entries of its input at
+    each position; a batch norm whose input is a weight layer's output is folded into that layer
+    (:func:`folded_weight_and_bias`). Per weight layer ``l``, in the order of the forward pass:
+
+    - ``dense_macs``: every weight at every output position, the taps that read zero padding
+      excluded (as the students': ``sum_i fanout_i`` through all weights,
+      :func:`connection_fanout`);
+    - ``effective_macs`` = ``sum_i n_i fanout_i / samples`` with ``n_i`` the samples whose input
+      ``i`` is non-zero and ``fanout_i`` its fan-out through the non-zero folded weights: the
+      MACs whose input and weight are both non-zero (EFLOPS of Eq. 1 of the regularization
+      paper without its bias term), exact at borders;
+    - ``biases``: non-zero folded biases; ``weights``, ``nonzero_weights`` of the folded weight.
+
+    A residual block adding its input to its output (:func:`_shortcut_block_types`) gives a
+    ``<block>.shortcut`` record after its convolutions: ``kind`` "residual", one addition per
+    output element (``dense_macs``), ``effective_macs`` its additions of a non-zero input.
+    Every record: ``input_binary`` false, ``synops``, ``input_events``, ``neurons``,
+    ``output_spikes`` 0, ``neuron_model`` "none", ``timesteps`` 1. Pooling, ReLU and the
+    global average are not counted (as in the students' records and NeuroBench).
+    """
+    was_training = model.training
+    model.eval()
+    probe = _TeacherProbe(model)
+    samples = 0
+    try:
+        for batch in inputs.split(batch_size):
+            probe.calls.clear()
+            model(batch)
+            repeated = sorted(name for name, calls in probe.calls.items() if calls != 1)
+            if repeated:
+                raise ValueError(f"layers called more than once per forward pass: {repeated}")
+            samples += int(batch.shape[0])
+    finally:
+        probe.close()
+        model.train(was_training)
+    if samples == 0:
+        raise ValueError("no samples")
+    modules = dict(model.named_modules())
+    records = []
+    for name in probe.order:
+        counts = probe.counts[name]
+        in_shape, out_shape = tuple(counts.shape), probe.out_shapes[name]
+        if name in probe.weight_layers:
+            layer = probe.weight_layers[name]
+            norm = probe.norm_of.get(name)
+            weight, bias = folded_weight_and_bias(layer, modules[norm] if norm else None)
+            mask = (weight != 0).to(torch.float64)
+            fanout, _ = connection_fanout(layer, in_shape, mask)
+            kind = "linear" if isinstance(layer, nn.Linear) else type(layer).__name__.lower()
+            weights, nonzero_weights = int(weight.numel()), int(mask.sum())
+            biases = int((bias != 0).sum()) if bias is not None else 0
+            dense = float(connection_fanout(layer, in_shape, torch.ones_like(mask))[0].sum())
+            effective = float((counts * fanout).sum()) / samples
+        else:
+            kind, weights, nonzero_weights, biases = "residual", 0, 0, 0
+            dense, effective = float(math.prod(out_shape)), float(counts.sum()) / samples
+        records.append({
+            "name": name, "kind": kind, "in_shape": list(in_shape), "out_shape": list(out_shape),
+            "weights": weights, "nonzero_weights": nonzero_weights, "biases": biases, "dense_macs": dense,
+            "effective_macs": effective, "input_binary": False, "synops": 0.0, "input_events": 0.0,
+            "neurons": 0, "output_spikes": 0.0, "neuron_model": "none", "timesteps": 1,
+        })
+    return records

@@ -38,7 +38,7 @@ EMPTY_GRIDS = {"mse": {"alphas": []}, "soft_targets": {"taus": []}, "heterogeneo
                "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []}}
 TINY = {
     "data": {"datasets": ["digits"]},
-    "regularization": {"datasets": ["digits"], "archs": ["mlp"], "regularizers": ["l1"], "lambdas": {"mlp": [1.0e-3], "lenet5": []},
+    "regularization": {"datasets": ["digits"], "archs": ["mlp"], "points": {"mlp": ["l1-0.001"], "lenet5": []},
                        "train": TINY_TRAIN},
     "simulation": {"timesteps": 10, "batch_size": 500},
     "distillation": {
@@ -116,7 +116,7 @@ def run_stage(cwd: Path, script: str, *args: str, env: dict | None = None, timeo
                           capture_output=True, text=True, timeout=timeout)
 
 
-TRAIN_BASELINE = ("train_dnn.py", "--dataset", "digits", "--arch", "mlp", "--regularizer", "none", "--lam", "0.0")
+TRAIN_BASELINE = ("train_dnn.py", "--dataset", "digits", "--arch", "mlp", "--point", "baseline")
 
 
 def without_timings(summary: dict) -> dict:

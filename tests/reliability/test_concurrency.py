@@ -188,7 +188,7 @@ def test_two_queued_experiments_run_at_once_and_log_to_one_store(tmp_path):
     # from inside its temporary experiment workspace
     env = stage_env(repo)
     del env["MLFLOW_TRACKING_URI"]
-    target = "train_dnn_baseline@digits-mlp-none-0.0"
+    target = "train_dnn_baseline@digits-mlp"
     lrs = {"fast": 2.0e-2, "slow": 1.0e-3}
     for name, lr in lrs.items():
         queued = dvc(repo, "exp", "run", "--queue", "--name", name, "-S", f"regularization.train.lr={lr}", target,

@@ -30,12 +30,12 @@ def _strict_json(path: Path):
 
 def test_a_diverging_point_flows_through_both_studies_and_the_reports(workdir, stage_main):
     write_params(workdir / "params.yaml", tiny_params({
-        "regularization": {"regularizers": ["l1"], "lambdas": {"mlp": [HUGE], "lenet5": []}},
+        "regularization": {"points": {"mlp": [f"l1-{HUGE}"], "lenet5": []}},
         "distillation": {"grids": {**EMPTY_GRIDS, "logits": {"l2": [], "l2sq": [HUGE]}}},
     }))
     train = ("train_dnn.py", "--dataset", "digits", "--arch", "mlp")
-    assert stage_main(*train, "--regularizer", "none", "--lam", "0.0") == 0
-    assert stage_main(*train, "--regularizer", "l1", "--lam", str(HUGE)) == 0
+    assert stage_main(*train, "--point", "baseline") == 0
+    assert stage_main(*train, "--point", f"l1-{HUGE}") == 0
     trained = read_json(DIVERGED_POINT / "train.json")
     assert (trained["status"], trained["epochs_run"], trained["best_epoch"]) == ("diverged", 1, 0)
     assert trained["history"] == [{"epoch": 1, "status": "diverged"}]

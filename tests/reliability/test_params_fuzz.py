@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 
-from lowspike.config import REGULARIZER_NAMES, Params, _check_regularizer, _finite, load_params, read_params
+from lowspike.config import (REGULARIZER_NAMES, Params, _check_point, _check_regularizer, _finite, load_params,
+                             read_params)
 
 from .conftest import REPO, dump_params, repo_params, run_stage, stage_env, write_params
 
@@ -29,7 +30,7 @@ from .conftest import REPO, dump_params, repo_params, run_stage, stage_env, writ
 
 @dataclass
 class Spec:
-    kind: str  # int float bool str literal regularizer list dict model
+    kind: str  # int float bool str literal regularizer point list dict model
     lo: float | None = None
     lo_strict: bool = False
     hi: float | None = None
@@ -58,6 +59,8 @@ def _constraints(spec: Spec, metadata: list[Any]) -> Spec:
             spec.finite = True
         elif isinstance(item, AfterValidator) and item.func is _check_regularizer:
             spec.kind = "regularizer"
+        elif isinstance(item, AfterValidator) and item.func is _check_point:
+            spec.kind = "point"
     return spec
 
 
@@ -79,8 +82,8 @@ def describe(annotation: Any, metadata: list[Any] = ()) -> Spec:
     return _constraints(Spec(kind), list(metadata))
 
 
-NON_EMPTY_LISTS = {"regularization.datasets", "regularization.archs", "regularization.regularizers",
-                   "regularization.lambdas.mlp", "regularization.lambdas.lenet5"}
+NON_EMPTY_LISTS = {"regularization.datasets", "regularization.archs", "regularization.points.mlp",
+                   "regularization.points.lenet5"}
 
 
 @dataclass
@@ -111,6 +114,11 @@ def targets(model: type[BaseModel], raw: dict | None, path: tuple[str, ...] = ()
         if spec.kind == "dict" and spec.item.kind == "model" and isinstance(current, dict):
             for key, value in current.items():
                 found += targets(spec.item.model, value, (*here, key))
+        elif spec.kind == "dict" and spec.item.kind == "list" and isinstance(current, dict):
+            for key, value in current.items():  # e.g. regularization.points.<arch>
+                item = describe(info.annotation, info.metadata).item
+                item.non_empty = ".".join((*here, key)) in NON_EMPTY_LISTS
+                found.append(Target((*here, key), item, value))
     return found
 
 
@@ -153,6 +161,7 @@ def _scalars_other_than(kind: str) -> st.SearchStrategy:
              "str": ("none", "list", "dict", "bool", "int", "float"),
              "literal": ("none", "list", "dict", "bool", "int", "float"),
              "regularizer": ("none", "list", "dict", "bool", "int", "float"),
+             "point": ("none", "list", "dict", "bool", "int", "float"),
              "list": ("text", "none", "dict", "bool", "int", "float"),
              "dict": ("text", "none", "list", "bool", "int", "float"),
              "model": ("text", "none", "list", "bool", "int", "float")}[kind]
@@ -199,9 +208,14 @@ def bad_scalar(spec: Spec) -> st.SearchStrategy:
                 lambda v: (v, ("a number must not be quoted",), False)))
     if spec.kind == "regularizer":
         options.append(WORDS.filter(lambda w: w not in REGULARIZER_NAMES and not w.startswith("lp"))
-                       .map(lambda v: (v, ("allowed: l1, l2, hoyer, hoyer_square or lp<p>",), False)))
+                       .map(lambda v: (v, ("allowed: l1, l2, hoyer, hoyer_square, synops or lp<p>",), False)))
         options.append(st.floats(min_value=1.01, max_value=50.0).map(
             lambda p: (f"lp{p}", ("p in (0, 1]",), False)))
+    if spec.kind == "point":
+        options.append(WORDS.filter(lambda w: "-" not in w).map(
+            lambda v: (v, ("a point is <regularizer>-<lambda>",), False)))
+        options.append(WORDS.filter(lambda w: w not in REGULARIZER_NAMES and not w.startswith("lp") and "-" not in w)
+                       .map(lambda v: (f"{v}-0.001", ("unknown regularizer",), False)))
     return st.one_of(*options)
 
 
@@ -259,7 +273,7 @@ def test_the_walk_reaches_every_section_and_nested_setup():
     lr = by_dotted["regularization.train.lr"]
     assert (lr.kind, lr.lo, lr.lo_strict, lr.finite) == ("float", 0.0, True, True)
     assert by_dotted["simulation.input_coding"].literals == ("analog", "poisson", "bernoulli")
-    assert by_dotted["regularization.regularizers"].item.kind == "regularizer"
+    assert by_dotted["regularization.points.mlp"].item.kind == "point"
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +354,7 @@ def test_params_rewritten_by_dvc_exp_run_set_param_stay_valid(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text((REPO / "params.yaml").read_text())
     with modify_yaml(path) as data:
-        data["regularization"]["lambdas"]["mlp"] = [1.0e-3]
+        data["regularization"]["points"]["mlp"] = ["l1-1e-3"]
     params = read_params(path)
     assert params.data.spoken_commands.words[:2] == ["yes", "no"]
-    assert params.regularization.lambdas["mlp"] == [1.0e-3]
+    assert params.regularization.points["mlp"] == ["l1-1e-3"]

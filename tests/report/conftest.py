@@ -29,8 +29,8 @@ from lowspike.config import validate_params
 
 PARAMS = {
     "profile": "fixture",
-    "regularization": {"datasets": ["mnist5k"], "archs": ["mlp", "lenet5"], "regularizers": ["l1", "hoyer"],
-                       "lambdas": {"mlp": [1.0e-4, 1.0e-3], "lenet5": [1.0e-4, 1.0e-3]}},
+    "regularization": {"datasets": ["mnist5k"], "archs": ["mlp", "lenet5"], "points": {"mlp": ["l1-0.0001", "l1-0.001", "hoyer-0.0001", "hoyer-0.001"],
+                                  "lenet5": ["l1-0.0001", "l1-0.001", "hoyer-0.0001", "hoyer-0.001"]}},
     "distillation": {
         "datasets": ["mnist5k", "digits"], "seeds": [0, 1],
         "grids": {"mse": {"alphas": [0.5]}, "soft_targets": {"taus": [2.0]},

@@ -209,13 +209,27 @@ def test_teacher_students_evaluation_and_aggregate_end_to_end_on_digits(tmp_path
         record = distillation.evaluate_student(params, run)
         assert record["samples"] == 359 and record["timesteps"] == 2  # 20% of 1,797 digits
         assert 0.0 <= record["spikerate"] <= 2.0
+        assert sum(r["output_spikes"] for r in record["layers"]) == pytest.approx(record["total_spikes"])
+        assert record["energy"]["spikerate"] == pytest.approx(record["spikerate"])
+        assert 0 < record["energy"]["lemaire"]["snn_j"] and 0 < record["energy"]["ops"]["dnn_dense_j"]
+        assert record["neurobench"]["samples"] == 256  # distillation.neurobench_samples
+    teacher_eval = distillation.evaluate_teacher(params, "digits")
+    assert 0 < teacher_eval["energy"]["ops"]["dnn_effective_j"] < teacher_eval["energy"]["ops"]["dnn_dense_j"]
+    assert [r["kind"] for r in teacher_eval["layers"]].count("residual") == 6  # ResNet-15's shortcuts
     distillation.write_aggregate(params, tmp_path / "results/distillation")
     result = read_json(tmp_path / "results/distillation/results.json")
     assert [c["run"] for c in result["configurations"]] == ["baseline", "het-s1.0-t4.0", "act-l1-5.0"]
     baseline = result["configurations"][0]
     assert baseline["delta_accuracy_mean"] == 0.0 and baseline["delta_spikerate_mean"] == 0.0
+    assert baseline["delta_energy_ops_snn_mean"] == 0.0 and baseline["energy_lemaire_snn_over_teacher_dense_mean"] > 0
     assert result["teachers"][0]["dataset"] == "digits"
-    assert (tmp_path / "results/distillation/summary.json").exists()
+    assert result["teachers"][0]["energy_ops_dnn_dense_j"] == teacher_eval["energy"]["ops"]["dnn_dense_j"]
+    assert {(b["model"], b["reference"]) for b in result["break_even"]} == {
+        ("ops", "dnn_dense"), ("ops", "teacher_dense"), ("ops", "teacher_effective"), ("lemaire", "dnn_dense"),
+        ("lemaire", "teacher_dense")}
+    summary = read_json(tmp_path / "results/distillation/summary.json")
+    assert summary["digits/baseline"]["energy_lemaire_snn_j"] == baseline["energy_lemaire_snn_j_mean"]
+    assert "energy_ops_dnn_effective_j" in summary["digits/teacher"]
 
 
 def test_diverged_seeds_are_counted_but_left_out_of_the_means(tmp_path):

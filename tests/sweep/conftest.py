@@ -24,7 +24,7 @@ from ..reliability.conftest import VENV_BIN, dvc, make_tiny_repo, stage_env, tin
 
 TARGET = "aggregate_conversion"
 TRACKED = {"tracking": {"enabled": True}}
-CONVERSION_STAGES = ["prepare@digits", "train_dnn_mlp@digits-l1-0.001", "train_dnn_baseline@digits-mlp-none-0.0",
+CONVERSION_STAGES = ["prepare@digits", "train_dnn_mlp@digits-l1-0.001", "train_dnn_baseline@digits-mlp",
                      "convert@digits-mlp", "simulate@digits-mlp", "evaluate@digits-mlp", "aggregate_conversion"]
 
 

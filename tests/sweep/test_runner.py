@@ -105,7 +105,7 @@ def test_a_stage_that_keeps_failing_fails_the_run_with_its_log_after_the_indepen
                                     scratch_root=str(tmp_path / "scratch")), stream=out)
     log = out.getvalue()
     assert report.exit_code == 1, log
-    assert sorted(report.failed) == ["train_dnn_baseline@digits-mlp-none-0.0", "train_dnn_mlp@digits-l1-0.001"]
+    assert sorted(report.failed) == ["train_dnn_baseline@digits-mlp", "train_dnn_mlp@digits-l1-0.001"]
     assert all("exited with code 3" in message and "giving up on purpose" in message
                for message in report.failed.values())
     assert report.skipped == {"convert@digits-mlp": report.skipped["convert@digits-mlp"]}

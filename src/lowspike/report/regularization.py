@@ -424,8 +424,8 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
     doc.add(Paragraph(
         f"Reproduction of {paper.REGULARIZATION_SOURCE} from `{source}`. Profile `{ctx.profile}`; datasets "
         f"{', '.join(study.datasets)}; architectures {', '.join(arch_label(a) for a in study.archs)}; regularizers "
-        f"{', '.join(regularizer_label(r) for r in study.regularizers)}; lambda in "
-        f"{', '.join(fmt_lambda(v) for v in study.lambdas)}; conversion percentile {params.conversion.percentile:g}, "
+        f"{', '.join(regularizer_label(r) for r in study.regularizers)}, each at its own lambdas "
+        f"(`regularization.points`); conversion percentile {params.conversion.percentile:g}, "
         f"{params.simulation.timesteps} timesteps, {params.simulation.input_coding} input coding; "
         f"{plural(len(res.rows), 'point')} "
         f"({sum(1 for r in res.rows if r.get('status') == 'diverged')} diverged)."))

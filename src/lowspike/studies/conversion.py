@@ -13,7 +13,7 @@ Artifacts (one folder per point ``<point>`` = ``baseline`` or ``<regularizer>-<l
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..artifacts import read_json, write_json
-from ..config import Params, ParamsError, is_beyond_paper, split_point_spec
+from ..config import Params, ParamsError, is_beyond_paper, split_point, split_point_spec
 from ..data import load_prepared
 from ..data.loading import SplitTensors, load_split
 from ..metrics import dnn_fanouts
@@ -47,23 +47,34 @@ class Point:
     arch: str
     regularizer: str  # "none" for the baseline
     lam: float
+    label: str | None = field(default=None, compare=False)
+    """The point as params.yaml writes it (``l1-1e-4``): its stage and folder name."""
+
+    @classmethod
+    def parse(cls, dataset: str, arch: str, point: str) -> "Point":
+        """The point ``<regularizer>-<lambda>`` (:func:`~lowspike.config.split_point`), or ``baseline``."""
+        if point == BASELINE:
+            return cls(dataset, arch, "none", 0.0)
+        try:
+            regularizer, lam = split_point(point)
+        except ValueError as exc:
+            raise ParamsError(f"--point {point!r}: {exc}") from None
+        return cls(dataset, arch, regularizer, lam, point)
 
     @property
     def name(self) -> str:
         if self.regularizer == "none":
             return BASELINE
-        return f"{self.regularizer}-{format_value(self.lam)}"
+        return self.label or f"{self.regularizer}-{format_value(self.lam)}"
 
     def folder(self, kind: str) -> Path:
         return RUNS / kind / self.dataset / self.arch / self.name
 
 
 def grid(params: Params, dataset: str, arch: str) -> list[Point]:
-    """The baseline followed by every (regularizer, lambda) of ``regularization`` in params
-    (the lambdas of ``arch``)."""
-    study = params.regularization
+    """The baseline followed by every point of ``regularization.points.<arch>``."""
     points = [Point(dataset, arch, "none", 0.0)]
-    points += [Point(dataset, arch, reg, lam) for reg in study.regularizers for lam in study.lambdas[arch]]
+    points += [Point.parse(dataset, arch, point) for point in params.regularization.points[arch]]
     return points
 
 
@@ -365,11 +376,8 @@ def check_point(params: Params, point: Point) -> None:
         problems.append(f"dataset {point.dataset!r} not in regularization.datasets {study.datasets}")
     if point.arch not in study.archs:
         problems.append(f"arch {point.arch!r} not in regularization.archs {study.archs}")
-    if point.regularizer != "none" and point.regularizer not in study.regularizers:
-        problems.append(f"regularizer {point.regularizer!r} not in regularization.regularizers {study.regularizers}")
-    if point.regularizer != "none" and point.lam not in study.lambdas.get(point.arch, []):
-        problems.append(f"lambda {point.lam!r} not in regularization.lambdas.{point.arch} "
-                        f"{study.lambdas.get(point.arch, [])}")
+    if point.regularizer != "none" and point.name not in [p.name for p in grid(params, point.dataset, point.arch)]:
+        problems.append(f"point {point.name!r} not in regularization.points.{point.arch}")
     if problems:
         raise ParamsError(problems[0])
 

@@ -7,10 +7,12 @@ Artifacts:
   names the method and its setting: ``baseline``, ``mse-a<alpha>``, ``st-t<tau>``,
   ``het-s<tau_s>-t<tau_t>``, ``act-<norm>-<lambda>``, ``log-<norm>-<lambda>``
 - ``runs/student_eval/<dataset>/<run>/seed<seed>/evaluate.json`` accuracy, spikes, spikerate,
-  per-layer spikerate on the test split
+  per-layer spikerate on the test split, per-layer activity, energy per inference (SNN and its
+  non-spiking counterpart, both energy models) and NeuroBench's metrics
+- ``runs/student_eval/<dataset>/teacher/evaluate.json`` the teacher's per-layer MACs and energy
 - ``results/distillation/results.json`` (and ``.csv``) every run with its relative deltas
   against the baseline of the same dataset, model and seed (Eqs. 11 and 13), and the
-  mean/std over seeds per configuration.
+  mean/std over seeds per configuration; the teachers; the break-even spikerates.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..artifacts import read_json, write_json
-from ..config import Params, ParamsError, StudentSetup
+from ..config import EnergyConfig, Params, ParamsError, StudentSetup
 from ..data import load_prepared
 from ..data.loading import SplitTensors, load_split
 from ..distillation import kd_loss, total_loss
@@ -301,20 +303,29 @@ def measure_student(model: nn.Module, data: SplitTensors, batch_size: int) -> di
     [0, T]) over ``data``. A silent network gives 0 spikes and spikerate 0.
 
     ``spikerate_per_timestep`` is Eq. 12 divided by T: the paper's Table II values (SCNN 41,201
-    spikes at "0.22" with 18,560 neurons and T = 10) match this reading, not Eq. 12 as written."""
+    spikes at "0.22" with 18,560 neurons and T = 10) match this reading, not Eq. 12 as written.
+
+    ``layers``: the per-layer activity records (:class:`~lowspike.metrics.StudentActivityMeter`,
+    fed by the same forward passes: no second pass), when the model declares ``projections()``
+    (every student of :data:`lowspike.models.STUDENTS` does)."""
+    from ..metrics import StudentActivityMeter
+
     model.eval()
     names = list(model.spiking_layer_names)
     neurons = list(model.neuron_counts())
+    meter = StudentActivityMeter(model) if hasattr(model, "projections") else None
     layer_spikes = torch.zeros(len(names), dtype=torch.float64)
     correct, total = 0, 0
     for x, y in data.batches(batch_size):
         out = model(x)
         layer_spikes += torch.stack([s.sum().double() for s in out.spikes]).cpu()
+        if meter is not None:
+            meter.add(x, out)
         correct += int((out.logits.argmax(dim=1) == y).sum())
         total += int(y.shape[0])
     per_sample = (layer_spikes / max(total, 1)).tolist()
     total_spikes = float(sum(per_sample))
-    return {
+    metrics = {
         "accuracy": correct / max(total, 1),
         "samples": total,
         "total_spikes": total_spikes,
@@ -325,10 +336,43 @@ def measure_student(model: nn.Module, data: SplitTensors, batch_size: int) -> di
         "spikerate_per_layer": {n: spikerate(s, k) for n, s, k in zip(names, per_sample, neurons)},
         "timesteps": int(model.timesteps),
     }
+    if meter is not None and total:
+        metrics["layers"] = meter.records()
+    return metrics
+
+
+NEUROBENCH_BATCH_SIZE = 64
+"""Samples per NeuroBench call (a student run one timestep per call, through snntorch)."""
+
+
+def neurobench_subset(model: nn.Module, data: SplitTensors, samples: int) -> dict[str, Any] | None:
+    """:func:`lowspike.neurobench_metrics.neurobench_report` of a student on the first
+    ``samples`` test samples (``distillation.neurobench_samples``; the whole split when it has
+    fewer), or None when ``samples`` is 0."""
+    if samples == 0:
+        return None
+    from ..neurobench_metrics import neurobench_report
+
+    inputs, labels = next(data.batches(samples))
+    return neurobench_report(model, inputs, labels, batch_size=min(NEUROBENCH_BATCH_SIZE, samples))
+
+
+def student_energy(layers: list[dict[str, Any]], cfg: EnergyConfig) -> dict[str, Any]:
+    """``energy`` (:func:`lowspike.energy.evaluate_energy`'s summary: per model the SNN's joules
+    per inference, total and per layer, those of its non-spiking counterpart with the same
+    layers and ReLU, ``dnn_dense``, their ratio and the break-even spikerate) and
+    ``energy_breakdown`` (every term per layer) of a student's activity records."""
+    from ..energy import evaluate_energy, network_activity
+
+    energy = evaluate_energy(network_activity(layers), cfg)
+    return {"energy": energy["summary"], "energy_breakdown": energy["breakdown"]}
 
 
 def evaluate_student(params: Params, run: StudentRun, device=None) -> dict[str, Any]:
-    """Test-split metrics of the trained student of ``run``, written to its ``evaluate.json``."""
+    """Test-split metrics of the trained student of ``run``, written to its ``evaluate.json``:
+    :func:`measure_student` (with the per-layer ``layers``), :func:`student_energy` and
+    ``neurobench`` (:func:`neurobench_subset`); a diverged student (its weights are no trained
+    model) gets neither energy nor NeuroBench."""
     device = device or pick_device()
     trained = read_json(run.folder() / "train.json")
     payload = load_model_payload(run.folder() / "model.pt")
@@ -344,16 +388,91 @@ def evaluate_student(params: Params, run: StudentRun, device=None) -> dict[str, 
         "model": trained["model"], "parameters": count_parameters(model), "status": trained["status"],
         "epochs_run": trained["epochs_run"], **metrics,
     }
+    if trained["status"] != "diverged":
+        record.update(student_energy(metrics["layers"], params.energy))
+        report = neurobench_subset(model, test_data, params.distillation.neurobench_samples)
+        if report is not None:
+            record["neurobench"] = report
     write_json(run.folder("student_eval") / "evaluate.json", record)
     return record
 
 
-def evaluate_dataset(params: Params, dataset: str, progress: bool = False) -> list[dict[str, Any]]:
-    """Evaluate every student of the grid of ``dataset``."""
+TEACHER_EVAL = "teacher"
+"""``runs/student_eval/<dataset>/teacher/evaluate.json``: the teacher's evaluation, beside the
+students' (no student run has this name)."""
+
+
+def teacher_eval_path(dataset: str, eval_root: Path = RUNS / "student_eval") -> Path:
+    return eval_root / dataset / TEACHER_EVAL / "evaluate.json"
+
+
+def evaluate_teacher(params: Params, dataset: str, device=None) -> dict[str, Any]:
+    """Per-layer records (:func:`lowspike.metrics.teacher_layer_activity`: dense and effective
+    MACs per convolution and linear layer, batch norm folded, the residual additions) of the FNN
+    teacher of ``dataset`` on the test split, and its energy per inference under every model
+    (:func:`lowspike.energy.evaluate_dnn_energy`: ``dnn_dense`` and, for ``ops``,
+    ``dnn_effective``), written to :func:`teacher_eval_path` with its accuracy from ``train.json``.
+
+    Evaluated here, in the ``evaluate_students`` stage, rather than in the aggregate: the stage
+    already loads the test split on the device, and the aggregate stays a cheap join of JSON
+    files. The teacher runs in float32 (its zero pattern, not its precision, is what is counted).
+    """
+    from ..energy import evaluate_dnn_energy, network_activity
+    from ..metrics import teacher_layer_activity
+
+    device = device or pick_device()
+    trained = read_json(teacher_folder(dataset) / "train.json")
+    model = load_teacher(dataset, device)
+    prepared = load_prepared(Path(params.data.prepared_dir) / dataset)
+    test_data = load_split(prepared, "test", params.data, device)
+    batch_size = max(setup_for(params, dataset).teacher_train.batch_size, EVAL_BATCH_SIZE)
+    layers = teacher_layer_activity(model, test_data.materialize(), batch_size)
+    energy = evaluate_dnn_energy(network_activity(layers), params.energy)
+    record = {
+        "dataset": dataset, "model": trained["model"], "width": trained["width"],
+        "parameters": trained["parameters"], "status": trained["status"], "accuracy": trained["accuracy"],
+        "samples": len(test_data), "layers": layers, "energy": energy["summary"],
+        "energy_breakdown": energy["breakdown"],
+    }
+    write_json(teacher_eval_path(dataset), record)
+    return record
+
+
+@dataclass
+class DatasetEvaluation:
+    """What :func:`evaluate_dataset` wrote: the teacher's record (None without a trained
+    teacher) and every student's."""
+
+    teacher: dict[str, Any] | None
+    students: list[dict[str, Any]]
+
+
+def evaluate_dataset(params: Params, dataset: str, progress: bool = False) -> DatasetEvaluation:
+    """Evaluate the teacher of ``dataset`` when it is trained (``model.pt`` exists: always in the
+    pipeline, whose ``evaluate_students`` stage depends on it) and every student of its grid."""
     from tqdm.auto import tqdm
 
+    teacher = (evaluate_teacher(params, dataset) if (teacher_folder(dataset) / "model.pt").exists() else None)
     runs = student_runs(params, dataset)
-    return [evaluate_student(params, run) for run in tqdm(runs, desc=f"evaluate {dataset}", disable=not progress)]
+    students = [evaluate_student(params, run) for run in tqdm(runs, desc=f"evaluate {dataset}", disable=not progress)]
+    return DatasetEvaluation(teacher, students)
+
+
+def evaluation_metrics(evaluation: DatasetEvaluation) -> dict[str, Any]:
+    """The MLflow metrics of an ``evaluate_students`` run (nested; the tracker flattens them with
+    dots): per student ``<run>.seed<s>`` its ``accuracy``, ``spikerate``, ``total_spikes``, its
+    :func:`energy_columns` and ``neurobench`` (NeuroBench's own results); ``teacher`` its
+    :func:`energy_columns`."""
+    metrics: dict[str, Any] = {}
+    if evaluation.teacher is not None:
+        metrics["teacher"] = energy_columns(evaluation.teacher)
+    for record in evaluation.students:
+        figures = {k: record[k] for k in ("accuracy", "spikerate", "total_spikes")}
+        figures.update(energy_columns(record))
+        if record.get("neurobench"):
+            figures["neurobench"] = record["neurobench"]["neurobench"]
+        metrics[f"{record['run']}.seed{record['seed']}"] = figures
+    return metrics
 
 
 def run_from_args(dataset: str, method: str, seed: int, **setting: Any) -> StudentRun:
@@ -394,23 +513,146 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+UNTRACKED_RECORD_KEYS = ("layers", "energy_breakdown")
+"""The bulky parts of an ``evaluate.json`` record, kept out of results.json rows and MLflow."""
+TEACHER_REFERENCES = ("dnn_dense", "dnn_effective")
+
+
+def energy_columns(record: dict) -> dict[str, float]:
+    """Flat energy figures of an ``evaluate.json`` record, student's or teacher's (none without
+    ``energy``): per model ``m`` of ``energy.models``, ``energy_<m>_<figure>`` for every figure of
+    ``record["energy"][m]`` that is a number: ``snn_j``, ``snn_silent_j``, ``dnn_dense_j``,
+    ``dnn_effective_j``, ``snn_over_dnn_dense``, ``break_even_spikerate_dense``, ... (the names of
+    :func:`lowspike.energy.evaluate_energy`; a network a model does not give is left out)."""
+    columns: dict[str, float] = {}
+    for model, figures in (record.get("energy") or {}).items():
+        if not isinstance(figures, dict):
+            continue
+        for figure, value in figures.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                columns[f"energy_{model}_{figure}"] = value
+    return columns
+
+
+def energy_models(record: dict) -> list[str]:
+    return [m for m, figures in (record.get("energy") or {}).items() if isinstance(figures, dict)]
+
+
+def slim_record(record: dict) -> dict:
+    """An ``evaluate.json`` record for results.json: without the per-layer activity
+    (``layers``), its energy breakdown reduced to each network's term totals in joules
+    (``energy_terms``: ``{model: {net: {term: J}}}``), its flat :func:`energy_columns` added."""
+    slim = {k: v for k, v in record.items() if k not in UNTRACKED_RECORD_KEYS}
+    if "energy_breakdown" in record:
+        slim["energy_terms"] = {model: {net: parts["terms_j"] for net, parts in nets.items()}
+                                for model, nets in record["energy_breakdown"].items()}
+    slim.update(energy_columns(record))
+    return slim
+
+
+def student_energy_deltas(row: dict, baseline: dict | None, teacher: dict | None) -> dict[str, float | None]:
+    """Energy figures of a student row against its same-seed baseline and its teacher, per
+    model ``m`` (rows and teacher with :func:`energy_columns`):
+
+    - ``delta_energy_<m>_snn``: ``(E - E_base) / E_base`` of the SNN's energy per inference
+      (Eq. 13 of the distillation paper applied to energy; None without a baseline energy);
+    - ``energy_<m>_snn_over_teacher_<dense|effective>``: ``E / E_teacher`` with the teacher's
+      dense or zero-skipping energy (:func:`lowspike.energy.evaluate_dnn_energy`);
+    - ``energy_<m>_break_even_spikerate_teacher_<dense|effective>``: the spikerate at which the
+      student would cost as much as its teacher
+      (:func:`lowspike.energy.break_even_from_energies`).
+    """
+    from ..energy import break_even_from_energies
+
+    figures: dict[str, float | None] = {}
+    for model in energy_models(row):
+        snn = row.get(f"energy_{model}_snn_j")
+        figures[f"delta_energy_{model}_snn"] = relative_delta(snn, (baseline or {}).get(f"energy_{model}_snn_j"))
+        for reference in TEACHER_REFERENCES:
+            teacher_j = (teacher or {}).get(f"energy_{model}_{reference}_j")
+            if teacher_j is None:
+                continue
+            suffix = reference.removeprefix("dnn_")
+            figures[f"energy_{model}_snn_over_teacher_{suffix}"] = snn / teacher_j if teacher_j else None
+            figures[f"energy_{model}_break_even_spikerate_teacher_{suffix}"] = break_even_from_energies(
+                row["energy"]["spikerate"], snn, row[f"energy_{model}_snn_silent_j"], teacher_j)
+    return figures
+
+
+def _is_energy_figure(key: str, value: Any) -> bool:
+    return (key.startswith(("energy_", "delta_energy_")) and isinstance(value, (int, float))
+            and not isinstance(value, bool))
+
+
+def energy_break_even(dataset: str, baselines: list[dict], teacher: dict | None) -> list[dict]:
+    """Per energy model and reference, the break-even spikerate of a student architecture: the
+    mean over the finished baseline seeds of :func:`lowspike.energy.break_even_spikerate`
+    against the student's own non-spiking counterpart (``dnn_dense``) and of
+    :func:`student_energy_deltas`'s against the teacher (``teacher_dense``,
+    ``teacher_effective``), beside the baselines' spikerate and energies (``dnn_j``: the
+    reference's joules). The keys of the conversion study's ``break_even`` rows, plus
+    ``break_even_spikerate_std`` and ``seeds`` (baselines with a defined break-even)."""
+    rows: list[dict] = []
+    if not baselines:
+        return rows
+    references = [("dnn_dense", "break_even_spikerate_dense", lambda m, b: b.get(f"energy_{m}_dnn_dense_j"))]
+    references += [(f"teacher_{ref.removeprefix('dnn_')}", f"break_even_spikerate_teacher_{ref.removeprefix('dnn_')}",
+                    lambda m, b, ref=ref: (teacher or {}).get(f"energy_{m}_{ref}_j")) for ref in TEACHER_REFERENCES]
+    for model in energy_models(baselines[0]):
+        for reference, figure, reference_j in references:
+            if all(reference_j(model, b) is None for b in baselines):
+                continue
+            rates = [b.get(f"energy_{model}_{figure}") for b in baselines]
+            mean, std = _mean_std(rates)
+            rows.append({
+                "dataset": dataset, "arch": baselines[0].get("model"), "model": model, "reference": reference,
+                "break_even_spikerate": mean, "break_even_spikerate_std": std,
+                "seeds": sum(1 for r in rates if r is not None),
+                "baseline_spikerate": _mean_std([b.get("spikerate") for b in baselines])[0],
+                "timesteps": baselines[0].get("timesteps"),
+                "baseline_snn_j": _mean_std([b.get(f"energy_{model}_snn_j") for b in baselines])[0],
+                "dnn_j": _mean_std([reference_j(model, b) for b in baselines])[0],
+            })
+    return rows
+
+
+def _teacher_entry(dataset: str, eval_root: Path, teacher_root: Path) -> dict | None:
+    """The teacher's ``train.json`` with its evaluation (:func:`evaluate_teacher`), slimmed."""
+    train_file = teacher_root / dataset / "train.json"
+    if not train_file.exists():
+        return None
+    entry = read_json(train_file)
+    eval_file = teacher_eval_path(dataset, eval_root)
+    if eval_file.exists():
+        evaluation = slim_record(read_json(eval_file))
+        entry.update({k: v for k, v in evaluation.items()
+                      if k in ("samples", "energy", "energy_terms") or k.startswith("energy_")})
+    return entry
+
+
 def aggregate(params: Params, eval_root: Path = RUNS / "student_eval", teacher_root: Path = RUNS / "teacher"
               ) -> dict[str, Any]:
     """Every evaluated student of the current grids with its deltas, and per-configuration
-    mean and standard deviation over the seeds that did not diverge."""
+    mean and standard deviation over the seeds that did not diverge.
+
+    Energy: each row is :func:`slim_record` with :func:`student_energy_deltas`; each
+    configuration has ``<key>_mean`` and ``<key>_std`` of every numeric ``energy_*`` and
+    ``delta_energy_*`` figure; ``teachers`` carry their energies (:func:`_teacher_entry`);
+    ``break_even`` lists :func:`energy_break_even` per dataset."""
     rows: list[dict] = []
     teachers: list[dict] = []
+    break_even: list[dict] = []
     for dataset in params.distillation.datasets:
-        teacher_file = teacher_root / dataset / "train.json"
-        if teacher_file.exists():
-            teachers.append(read_json(teacher_file))
+        teacher = _teacher_entry(dataset, eval_root, teacher_root)
+        if teacher is not None:
+            teachers.append(teacher)
         baselines: dict[int, dict] = {}
         found: list[dict] = []
         for run in student_runs(params, dataset):
             path = eval_root / dataset / run.name / f"seed{run.seed}" / "evaluate.json"
             if not path.exists():
                 continue
-            row = read_json(path)
+            row = slim_record(read_json(path))
             found.append(row)
             if run.method == "baseline":
                 baselines[run.seed] = row
@@ -422,7 +664,10 @@ def aggregate(params: Params, eval_root: Path = RUNS / "student_eval", teacher_r
                 layer: relative_delta(rate, (base or {}).get("spikerate_per_layer", {}).get(layer))
                 for layer, rate in row.get("spikerate_per_layer", {}).items()
             }
+            row.update(student_energy_deltas(row, base, teacher))
         rows.extend(found)
+        finished_baselines = [b for _, b in sorted(baselines.items()) if b.get("status") != "diverged"]
+        break_even.extend(energy_break_even(dataset, finished_baselines, teacher))
 
     configurations: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
@@ -434,15 +679,16 @@ def aggregate(params: Params, eval_root: Path = RUNS / "student_eval", teacher_r
                  "diverged": sum(1 for r in group if r.get("status") == "diverged")}
         entry["parameters"] = group[0].get("parameters")
         finished = [r for r in group if r.get("status") != "diverged"]
+        energy_keys = dict.fromkeys(k for r in finished for k, v in r.items() if _is_energy_figure(k, v))
         for key in ("accuracy", "total_spikes", "spikerate", "spikerate_per_timestep", "delta_accuracy",
-                    "delta_spikerate"):
+                    "delta_spikerate", *energy_keys):
             entry[f"{key}_mean"], entry[f"{key}_std"] = _mean_std([r.get(key) for r in finished])
         layers = group[0].get("spikerate_per_layer", {})
         entry["delta_spikerate_per_layer_mean"] = {
             layer: _mean_std([r["delta_spikerate_per_layer"].get(layer) for r in finished])[0] for layer in layers
         }
         summary.append(entry)
-    return {"rows": rows, "configurations": summary, "teachers": teachers}
+    return {"rows": rows, "configurations": summary, "teachers": teachers, "break_even": break_even}
 
 
 BEST_MAX_ACCURACY_LOSS = 0.01
@@ -453,7 +699,8 @@ def best_per_method(configurations: list[dict], dataset: str, max_accuracy_loss:
     """Table III: per family (KD, logits regularization, activation regularization, and KD
     combined with activation regularization) the
     configuration with the lowest spikerate delta whose relative accuracy delta is at least
-    ``-max_accuracy_loss``."""
+    ``-max_accuracy_loss``. The selected configurations carry every figure of :func:`aggregate`'s
+    configurations, energies and their deltas included."""
     families = {"KD": ("mse", "soft_targets", "heterogeneous"), "LogReg": ("logits",), "ActReg": ("activation",),
                 "KD+ActReg": ("combined",)}
     best: dict[str, dict] = {}
@@ -469,9 +716,22 @@ def best_per_method(configurations: list[dict], dataset: str, max_accuracy_loss:
     return best
 
 
+SUMMARY_ENERGY_FIGURES = ("snn_j", "dnn_dense_j", "snn_over_dnn_dense", "break_even_spikerate_dense",
+                          "snn_over_teacher_dense", "snn_over_teacher_effective")
+"""Per model, the energy figures of baselines and selected configurations in summary.json."""
+
+
+def summary_energy(config: dict, models: list[str], figures: tuple[str, ...]) -> dict[str, float]:
+    """``energy_<m>_<figure>`` (and ``delta_energy_<m>_snn``) means of a configuration that are numbers."""
+    wanted = [f"energy_{m}_{figure}" for m in models for figure in figures]
+    wanted += [f"delta_energy_{m}_snn" for m in models]
+    return {key: config[f"{key}_mean"] for key in wanted if _is_energy_figure(key, config.get(f"{key}_mean"))}
+
+
 def write_aggregate(params: Params, out_dir: str | Path) -> str:
-    """Write results.json (rows, configurations, teachers, Table III selections), results.csv
-    and the DVC metrics file summary.json."""
+    """Write results.json (rows, configurations, teachers, Table III selections, break-even
+    spikerates), results.csv and the DVC metrics file summary.json (teachers', baselines' and
+    selected configurations' accuracy, spikes and energies)."""
     from ..artifacts import write_csv
 
     out_dir = Path(out_dir)
@@ -480,20 +740,31 @@ def write_aggregate(params: Params, out_dir: str | Path) -> str:
                       for dataset in params.distillation.datasets}
     result["best_max_accuracy_loss"] = BEST_MAX_ACCURACY_LOSS
     write_json(out_dir / "results.json", result)
+    models = list(params.energy.models)
     columns = ["dataset", "run", "method", "seed", "status", "accuracy", "total_spikes", "spikerate",
                "delta_accuracy", "delta_spikerate"]
+    for model in models:
+        columns += [f"energy_{model}_snn_j", f"energy_{model}_dnn_dense_j", f"delta_energy_{model}_snn",
+                    f"energy_{model}_snn_over_dnn_dense", f"energy_{model}_snn_over_teacher_dense",
+                    f"energy_{model}_break_even_spikerate_dense"]
     write_csv(out_dir / "results.csv", result["rows"], columns)
     summary: dict[str, Any] = {}
     for teacher in result["teachers"]:
-        summary[f"{teacher['dataset']}/teacher"] = {k: teacher.get(k) for k in ("accuracy", "parameters")}
+        summary[f"{teacher['dataset']}/teacher"] = {
+            **{k: teacher.get(k) for k in ("accuracy", "parameters")},
+            **{f"energy_{m}_{net}_j": teacher[f"energy_{m}_{net}_j"] for m in models for net in TEACHER_REFERENCES
+               if _is_energy_figure(f"energy_{m}_{net}_j", teacher.get(f"energy_{m}_{net}_j"))}}
     for config in result["configurations"]:
         if config["method"] == "baseline":
             summary[f"{config['dataset']}/baseline"] = {
-                k: config.get(f"{k}_mean") for k in ("accuracy", "total_spikes", "spikerate")}
+                **{k: config.get(f"{k}_mean") for k in ("accuracy", "total_spikes", "spikerate")},
+                **{k: v for k, v in summary_energy(config, models, SUMMARY_ENERGY_FIGURES).items()
+                   if not k.startswith("delta_")}}
     for dataset, families in result["best"].items():
         for family, config in families.items():
             summary[f"{dataset}/best/{family}"] = {
                 "run": config["run"], "delta_accuracy": config.get("delta_accuracy_mean"),
-                "delta_spikerate": config.get("delta_spikerate_mean")}
+                "delta_spikerate": config.get("delta_spikerate_mean"),
+                **summary_energy(config, models, ("snn_j", "snn_over_dnn_dense", "snn_over_teacher_dense"))}
     write_json(out_dir / "summary.json", summary)
     return f"{len(result['rows'])} students, {len(result['teachers'])} teachers"
