@@ -195,7 +195,3 @@ class HintedStudent(nn.Module):
 
     def neuron_counts(self) -> list[int]:
         return self.student.neuron_counts()
-
-    @property
-    def spiking_layer_names(self) -> list[str]:
-        return self.student.spiking_layer_names
