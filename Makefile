@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv repro test test-all bench ui clean-venv browser
+.PHONY: venv repro sweep test test-all bench ui clean-venv browser
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ $(STAMP): requirements.txt pyproject.toml
 repro: venv
 	$(BIN)/python -m lowspike.config params.yaml
 	$(BIN)/python benchmarks/timed.py reports/pipeline_run.json -- $(BIN)/dvc repro
+
+# The stale stages as Ray tasks, many at once, recorded in dvc.lock like `dvc repro`
+# (python -m lowspike.sweep; RAY_ADDRESS=HEAD:6379 runs them on an existing Ray cluster).
+sweep: venv
+	$(BIN)/python benchmarks/timed.py reports/pipeline_run.json -- $(BIN)/python -m lowspike.sweep
 
 # Headless Chromium renders the HTML reports in the tests (Debian's package; the tests skip
 # with a reason where it cannot be installed).

@@ -1,4 +1,4 @@
-"""DVC stage `train_dnn@<dataset>-<arch>-<regularizer>-<lambda>` (and `train_dnn_baseline@...`):
+"""DVC stages `train_dnn_<arch>@<dataset>-<regularizer>-<lambda>` (and `train_dnn_baseline@<dataset>-<arch>-none-0.0`):
 train one DNN of the conversion study with an activity regularizer (Eq. 4 of the regularization paper)."""
 
 from lowspike import runtime

@@ -14,12 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def raw_params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    from lowspike.config import _ParamsLoader
+
+    return yaml.load((REPO / "params.yaml").read_text(), Loader=_ParamsLoader)  # as DVC reads it (YAML 1.2)
 
 
 def test_repository_params_yaml_is_valid():
     params = read_params(REPO / "params.yaml")
-    assert params.regularization.regularizers == ["l2", "l1", "lp0.5", "lp0.01", "hoyer", "hoyer_square"]
+    assert params.regularization.regularizers[:6] == ["l2", "l1", "lp0.5", "lp0.01", "hoyer", "hoyer_square"]
     assert params.distillation.alpha == 0.1
     assert params.data.spoken_commands.words[0] == "yes"
 
@@ -79,7 +81,7 @@ def test_a_model_too_big_for_the_dataset_is_refused_before_any_work(raw_params):
         validate_params(raw)
     assert str(info.value) == ("params.yaml: regularization.archs[1]: got 'lenet5': LeNet-5 needs inputs of at "
                                "least 12x12 pixels, got 8x8 (dataset digits)")
-    raw = _set(raw, "regularization.archs", ["mlp"])
+    raw = _set(_set(raw, "regularization.archs", ["mlp"]), "regularization.lambdas.lenet5", [])
     raw = _set(raw, "distillation.datasets", ["digits"])
     raw["distillation"]["setups"]["digits"] = copy.deepcopy(raw["distillation"]["setups"]["mnist5k"])
     with pytest.raises(ParamsError, match=r"distillation\.setups\.digits\.student: got 'scnn': SCNN needs inputs "
@@ -95,6 +97,24 @@ def test_the_default_setup_of_every_dataset_fits_it():
     params = validate_params({"data": {"datasets": datasets}, "distillation": {"datasets": datasets,
                                                                               "setups": setups}})
     assert params.distillation.setups["digits"].student == "sres8"
+
+
+def test_a_lambda_grid_for_an_architecture_not_run_is_refused(raw_params):
+    raw = _set(raw_params, "regularization.archs", ["mlp"])
+    with pytest.raises(ParamsError, match=r"regularization: .*lambdas\.lenet5: must be \[\] while lenet5 is not in "
+                                          r"archs"):
+        validate_params(raw)
+    with pytest.raises(ParamsError, match=r"lambdas\.mlp: must not be empty: mlp is in archs"):
+        validate_params(_set(raw_params, "regularization.lambdas.mlp", []))
+
+
+def test_joint_and_beyond_paper_regularizer_specs():
+    from lowspike.config import is_beyond_paper, split_point_spec
+
+    assert split_point_spec("l1+wl1") == ("l1", "wl1") and split_point_spec("lp0.5") == ("lp0.5", None)
+    assert [is_beyond_paper(s) for s in ("l1", "lp0.01", "synops", "hoyer+wl1")] == [False, False, True, True]
+    with pytest.raises(ParamsError, match=r"regularizers\[0\]: got 'l1\+wl2': unknown weight penalty 'wl2'"):
+        validate_params({"regularization": {"regularizers": ["l1+wl2"]}})
 
 
 def test_audio_feature_shape_follows_the_mfcc_params(raw_params):
@@ -118,7 +138,7 @@ def _set(raw: dict, dotted: str, value) -> dict:
 @pytest.mark.parametrize(
     "dotted, value, location, allowed",
     [
-        ("regularization.lambdas", [1.0e-4, -1.0], "regularization.lambdas[1]", "greater than or equal to 0"),
+        ("regularization.lambdas.mlp", [1.0e-4, -1.0], "regularization.lambdas.mlp[1]", "greater than or equal to 0"),
         ("regularization.regularizers", ["l1", "lp0"], "regularization.regularizers[1]", "p in (0, 1]"),
         ("regularization.regularizers", ["l1", "lp-2"], "regularization.regularizers[1]", "lp<p>"),
         ("regularization.regularizers", ["l7"], "regularization.regularizers[0]", "allowed: l1, l2, hoyer"),
@@ -150,7 +170,7 @@ def test_bad_values_name_key_value_and_what_is_allowed(raw_params, dotted, value
 
 def test_string_float_is_refused_not_coerced(raw_params):
     with pytest.raises(ParamsError, match="a number must not be quoted"):
-        validate_params(_set(raw_params, "regularization.lambdas", ["1e-4"]))
+        validate_params(_set(raw_params, "regularization.lambdas.mlp", ["1e-4"]))
 
 
 def test_integer_is_accepted_where_a_float_belongs(raw_params):

@@ -107,3 +107,85 @@ def test_norm_names_are_checked():
         logits_penalty(torch.zeros(1, 1, 1), "l1")
     with pytest.raises(ValueError, match="no tensors"):
         normalized_layer_norm([], "l1")
+
+
+# ------------------------------------------------- beyond the paper: SynOps and weight penalties
+
+
+def test_synops_weights_each_activation_by_its_fanout():
+    from lowspike.regularizers import synops
+
+    fanout = torch.tensor([[2.0, 0.0], [5.0, 1.0]])
+    # sample 0: 3 * 2 + 4 * 5 = 26; sample 1: 0 -> mean 13
+    assert synops(X, fanout).item() == 13.0
+
+
+def test_dnn_fanouts_count_nonzero_weights_through_pooling():
+    from lowspike.metrics import dnn_fanouts
+    from lowspike.models import build_dnn
+
+    mlp = build_dnn("mlp", (1, 4, 4), 3)
+    with torch.no_grad():
+        mlp.layers[3].weight[:, 7] = 0.0  # neuron 7 of the first hidden layer feeds no one
+        mlp.layers[3].weight[:10, 0] = 0.0  # neuron 0 feeds 90 of the 100
+        mlp.layers[5].weight[:, 2] = 0.0
+    first, second = dnn_fanouts(mlp, (1, 4, 4))
+    assert first.shape == (300,) and second.shape == (100,)
+    assert (first[7], first[0], first[1], second[2], second[3]) == (0.0, 90.0, 100.0, 0.0, 3.0)
+
+    lenet = build_dnn("lenet5", (1, 28, 28), 10)
+    conv1_map, conv2_map, fc1, fc2 = dnn_fanouts(lenet, (1, 28, 28))
+    assert conv1_map.shape == (6, 28, 28) and conv2_map.shape == (16, 10, 10)
+    # a conv1 neuron in the middle feeds its pooled cell (7, 7) of the 14x14 map, read by all 16
+    # channels at all 25 kernel offsets of conv2 (no padding, cell far from the border)
+    assert conv1_map[0, 14, 14] == conv1_map[0, 15, 15] == 16 * 25
+    assert conv1_map[0, 0, 0] == 16  # cell (0, 0) is read by one output position per channel
+    assert (fc1 == 84).all() and (fc2 == 10).all()
+
+
+def test_the_synops_penalty_is_the_dnn_side_estimate_of_the_converted_snn_synops():
+    """A one-hidden-layer network converted with percentile 100 (lambda = the largest
+    activation): each hidden neuron's input current is x_i / lambda_1 <= 1 per step, so over T steps
+    it fires T x_i / lambda_1 spikes up to one (reset by subtraction, fire on > 1), and the SNN's
+    SynOps equal T / lambda_1 times the penalty's estimate sum_i x_i f_i, within sum_i f_i."""
+    from lowspike.metrics import dnn_fanouts, spiking_fanouts
+    from lowspike.models import build_dnn
+    from lowspike.regularizers import activity_penalty, mean_fanout, synops, synops_penalty
+    from lowspike.snn.conversion import convert
+    from lowspike.snn.simulation import simulate_batch
+
+    torch.manual_seed(0)
+    model = build_dnn("mlp", (1, 6, 6), 4)
+    model.layers = torch.nn.Sequential(*list(model.layers)[:3], model.layers[-1].__class__(300, 4))
+    with torch.no_grad():
+        model.layers[3].weight[:, ::3] = 0.0  # a third of the hidden neurons feed no one
+    x = torch.rand(5, 1, 6, 6)
+    with torch.no_grad():
+        _, hidden = model.forward_with_activations(x)
+    fanouts = dnn_fanouts(model, (1, 6, 6))
+    estimate = float(activity_penalty(hidden, synops, fanouts))  # mean over samples of sum_i x_i f_i
+
+    timesteps = 2000
+    snn = convert(model.eval(), x, percentile=100.0)
+    out = simulate_batch(snn, x, timesteps, fanouts=spiking_fanouts(snn), mode="dense")
+    scale = snn["lambdas"][0]
+    predicted = timesteps * estimate / scale
+    bound = float(fanouts[0].sum())  # one spike per neuron
+    assert abs(float(out.synops_per_sample.mean()) - predicted) <= bound
+    assert bound < 0.01 * predicted  # a tight check, not a loose one
+    assert float(synops_penalty(hidden, fanouts)) == pytest.approx(estimate / mean_fanout(fanouts), rel=1e-6)
+
+
+def test_weight_l1_prune_and_connection_sparsity_hand_computed():
+    from lowspike.regularizers import connection_sparsity, prune_small_weights, weight_l1
+
+    layer = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -0.0005, 0.0], [-2.0, 0.002, 0.0001]]))
+        layer.bias.fill_(7.0)  # biases are not penalized nor counted
+    model = torch.nn.Sequential(layer, torch.nn.ReLU())
+    assert weight_l1(model).item() == pytest.approx(0.5 + 0.0005 + 2.0 + 0.002 + 0.0001)
+    assert connection_sparsity(model) == pytest.approx(1 / 6)
+    assert prune_small_weights(model, 1.0e-3) == 3  # -0.0005, 0.0 and 0.0001
+    assert layer.weight.tolist() == [[0.5, 0.0, 0.0], [-2.0, pytest.approx(0.002), 0.0]]
+    assert connection_sparsity(model) == pytest.approx(3 / 6)

@@ -41,7 +41,10 @@ StudentModel = Literal["scnn", "sres8", "svgg11"]
 TeacherModel = Literal["vgg13", "resnet15", "vgg16"]
 Surrogate = Literal["atan", "fast_sigmoid", "sigmoid", "triangular"]
 
-REGULARIZER_NAMES = ("l1", "l2", "hoyer", "hoyer_square")
+REGULARIZER_NAMES = ("l1", "l2", "hoyer", "hoyer_square", "synops")
+WEIGHT_PENALTIES = ("wl1",)
+BEYOND_PAPER_REGULARIZERS = ("synops",)
+"""Regularizers the regularization paper did not try (its Sec. 5: future work)."""
 _LP_PATTERN = re.compile(r"^lp(?P<p>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$")
 
 
@@ -60,17 +63,18 @@ NonNegInt = Annotated[int, Field(ge=0)]
 
 
 def parse_regularizer(spec: str) -> tuple[str, dict[str, float]]:
-    """Split a regularizer spec into its registry name and keyword arguments.
+    """Split an activity regularizer spec into its registry name and keyword arguments.
 
-    ``l1``, ``l2``, ``hoyer``, ``hoyer_square`` take no argument; ``lp0.5`` means the Lp
-    regularizer with p = 0.5 (any p in (0, 1]).
+    ``l1``, ``l2``, ``hoyer``, ``hoyer_square``, ``synops`` take no argument; ``lp0.5`` means the
+    Lp regularizer with p = 0.5 (any p in (0, 1]).
     """
     if spec in REGULARIZER_NAMES:
         return spec, {}
     match = _LP_PATTERN.match(spec)
     if match is None:
         raise ValueError(
-            f"unknown regularizer; allowed: {', '.join(REGULARIZER_NAMES)} or lp<p> with p in (0, 1] (e.g. lp0.5)"
+            f"unknown regularizer; allowed: {', '.join(REGULARIZER_NAMES)} or lp<p> with p in (0, 1] (e.g. lp0.5), "
+            f"optionally joined with a weight penalty: <regularizer>+{'|'.join(WEIGHT_PENALTIES)} (e.g. l1+wl1)"
         )
     p = float(match.group("p"))
     if not 0.0 < p <= 1.0:
@@ -78,8 +82,24 @@ def parse_regularizer(spec: str) -> tuple[str, dict[str, float]]:
     return "lp", {"p": p}
 
 
+def split_point_spec(spec: str) -> tuple[str, str | None]:
+    """``"l1+wl1"`` -> ``("l1", "wl1")``: the activity regularizer and the weight penalty trained
+    jointly with it (None for the paper's activity-only regularizers)."""
+    activity, plus, weight = spec.partition("+")
+    if plus and weight not in WEIGHT_PENALTIES:
+        raise ValueError(f"unknown weight penalty {weight!r}; allowed: {', '.join(WEIGHT_PENALTIES)}")
+    return activity, (weight if plus else None)
+
+
+def is_beyond_paper(spec: str) -> bool:
+    """A regularizer spec that the regularization paper did not evaluate (marked in the reports)."""
+    activity, weight = split_point_spec(spec)
+    return weight is not None or activity in BEYOND_PAPER_REGULARIZERS
+
+
 def _check_regularizer(spec: str) -> str:
-    parse_regularizer(spec)
+    activity, _ = split_point_spec(spec)
+    parse_regularizer(activity)
     return spec
 
 
@@ -224,15 +244,26 @@ class RegularizationStudyConfig(Section):
     regularizers: list[RegularizerSpec] = Field(
         default_factory=lambda: ["l2", "l1", "lp0.5", "lp0.01", "hoyer", "hoyer_square"]
     )
-    lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2])
+    lambdas: dict[DnnArch, list[NonNegFloat]] = Field(
+        default_factory=lambda: {"mlp": [1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2], "lenet5": [1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2]})
+    """The lambda grid of each architecture, shared by its regularizers (paper: 1e-5 .. 1e-2; the
+    activations LeNet-5 sums are many more than the MLP's). Both keys are written: an architecture
+    not in ``archs`` has an empty list (DVC expands one training stage per arch from these)."""
     l2_form: Literal["squared", "norm"] = "squared"
     lp_eps: PosFloat = 1.0e-6
+    weight_lambda: NonNegFloat = 1.0e-4
+    """Strength of the L1 weight penalty of the ``<regularizer>+wl1`` points (joint weight and
+    activity regularization, the paper's future work)."""
+    prune_threshold: NonNegFloat = 1.0e-3
+    """After a ``+wl1`` training, weights with ``|w|`` below this are set to zero (magnitude
+    pruning, no fine-tuning) before the model is saved: L1 drives weights towards zero but Adam
+    leaves them small, not zero. 0 keeps every weight."""
     train: TrainConfig = TrainConfig()
     max_accuracy_drop: dict[DatasetName, NonNegFloat] = Field(
         default_factory=lambda: {"mnist5k": 0.5, "digits": 0.5, "mnist": 0.5, "cifar10": 5.0}
     )
 
-    @field_validator("regularizers", "lambdas", "datasets", "archs")
+    @field_validator("regularizers", "datasets", "archs")
     @classmethod
     def _non_empty_unique(cls, values: list[Any]) -> list[Any]:
         if not values:
@@ -240,6 +271,21 @@ class RegularizationStudyConfig(Section):
         if len(set(values)) != len(values):
             raise ValueError("must not repeat a value")
         return values
+
+    @model_validator(mode="after")
+    def _a_grid_per_arch(self) -> "RegularizationStudyConfig":
+        for arch in get_args(DnnArch):
+            values = self.lambdas.get(arch)
+            if values is None:
+                raise ValueError(f"lambdas: needs a list for every architecture ({', '.join(get_args(DnnArch))}); "
+                                 f"{arch} has none (write [] when it is not run)")
+            if arch in self.archs and not values:
+                raise ValueError(f"lambdas.{arch}: must not be empty: {arch} is in archs")
+            if arch not in self.archs and values:
+                raise ValueError(f"lambdas.{arch}: must be [] while {arch} is not in archs (its trainings would run)")
+            if len(set(values)) != len(values):
+                raise ValueError(f"lambdas.{arch}: must not repeat a value")
+        return self
 
 
 class ConversionConfig(Section):

@@ -89,6 +89,18 @@ def spiking_fanouts(snn: dict) -> list[torch.Tensor]:
     return fanouts
 
 
+def dnn_fanouts(model: nn.Module, input_shape: tuple[int, ...]) -> list[torch.Tensor]:
+    """Fan-out map of each hidden activation map of a conversion-study DNN (the post-ReLU ``X_l``
+    of Eq. 4 of the regularization paper, in order): what each of its neurons will pay per spike
+    once converted (:func:`spiking_fanouts` of the unnormalized network; normalization rescales
+    weights, it does not zero them)."""
+    from .snn.conversion import layer_specs
+
+    with torch.no_grad():
+        specs = layer_specs(model)
+    return spiking_fanouts({"layers": specs, "input_shape": list(input_shape)})[1:-1]
+
+
 def synops_from_spikes(spikes: torch.Tensor, fanout: torch.Tensor) -> torch.Tensor:
     """SynOps per sample of one layer at one step: ``sum_i s_bi * fanout_i``; spikes ``[B, ...]``."""
     return (spikes.flatten(1).to(torch.float64) * fanout.flatten().to(spikes.device)).sum(dim=1)

@@ -7,7 +7,9 @@ The training loss is Eq. 4 of the regularization paper::
     L = CE + lambda * sum_l psi(X_l)        (sum over the hidden layers l)
 
 Registry names (``regularization.regularizers`` in params.yaml): ``l1``, ``l2``,
-``hoyer``, ``hoyer_square``, and ``lp<p>`` for the Lp surrogate of L0 with p in (0, 1].
+``hoyer``, ``hoyer_square``, and ``lp<p>`` for the Lp surrogate of L0 with p in (0, 1]; beyond
+the paper, ``synops`` (activity weighted by fan-out) and ``<regularizer>+wl1`` (with an L1 weight
+penalty, :func:`weight_l1`).
 
 The spike and logits regularizers of the distillation paper (Eqs. 6-10) are at the end:
 :func:`spike_activity_penalty` and :func:`logits_penalty`.
@@ -19,6 +21,7 @@ from functools import partial
 from typing import Callable, Literal, Sequence
 
 import torch
+from torch import nn
 
 from .config import parse_regularizer
 
@@ -80,13 +83,29 @@ def hoyer_square(x: torch.Tensor) -> torch.Tensor:
     return (norm1.pow(2) / (flat.pow(2).sum(dim=1) + _TINY)).mean()
 
 
+def synops(x: torch.Tensor, fanout: torch.Tensor) -> torch.Tensor:
+    """SynOps regularizer (Sorbaro et al. 2020, reference [10] of the regularization paper; beyond
+    the paper): ``psi(X_l) = mean_b sum_i x_bi f_i`` with ``f_i`` the fan-out of neuron i, the
+    number of non-zero weights that read it (through the pooling, as our SynOps count it,
+    :func:`lowspike.metrics.dnn_fanouts`). Summed over the hidden layers it is the DNN-side
+    estimate of what the converted SNN pays per timestep: a neuron converted with scale
+    ``lambda_l`` fires ``x_i / lambda_l`` spikes per step, each costing ``f_i`` SynOps.
+
+    ``fanout`` has the shape of one sample of ``x`` and carries no gradient (counts of non-zero
+    weights are piecewise constant in the weights)."""
+    return (_per_sample(x) * fanout.reshape(1, -1).to(x.dtype)).sum(dim=1).mean()
+
+
 REGULARIZERS: dict[str, Callable[..., torch.Tensor]] = {
     "l1": l1,
     "l2": l2,
     "lp": lp,
     "hoyer": hoyer,
     "hoyer_square": hoyer_square,
+    "synops": synops,
 }
+FANOUT_REGULARIZERS = ("synops",)
+"""Regularizers that take each layer's fan-out map besides its activations."""
 
 
 def build_regularizer(
@@ -101,11 +120,61 @@ def build_regularizer(
     return partial(REGULARIZERS[name], **kwargs)
 
 
-def activity_penalty(activations: Sequence[torch.Tensor], regularizer: Regularizer) -> torch.Tensor:
-    """``sum_l psi(X_l)`` over the hidden activation maps (the sum in Eq. 4)."""
+def activity_penalty(activations: Sequence[torch.Tensor], regularizer: Regularizer,
+                     fanouts: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """``sum_l psi(X_l)`` over the hidden activation maps (the sum in Eq. 4); ``fanouts``, one
+    map per activation map, for the regularizers of :data:`FANOUT_REGULARIZERS`."""
     if not activations:
         raise ValueError("no hidden activation maps to regularize")
-    return torch.stack([regularizer(x) for x in activations]).sum()
+    if fanouts is None:
+        return torch.stack([regularizer(x) for x in activations]).sum()
+    return torch.stack([regularizer(x, f) for x, f in zip(activations, fanouts, strict=True)]).sum()
+
+
+def mean_fanout(fanouts: Sequence[torch.Tensor]) -> float:
+    """``f_bar = sum_l sum_i f_i / sum_l n_l``: the mean fan-out of the hidden neurons."""
+    neurons = sum(f.numel() for f in fanouts)
+    return float(sum(float(f.sum()) for f in fanouts) / neurons) if neurons else 0.0
+
+
+def synops_penalty(activations: Sequence[torch.Tensor], fanouts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The ``synops`` term of the loss: ``sum_l psi_synops(X_l) / f_bar`` (:func:`synops`,
+    :func:`mean_fanout`). Dividing by the network's mean fan-out (a constant of the weights'
+    sparsity pattern, no gradient) keeps the gradient's direction, the SynOps estimate's, and gives
+    lambda the scale of the L1 regularizer's, so one lambda grid serves both (the paper sweeps one
+    grid for every regularizer); without it lambda would shrink by the mean fan-out (about 100 for
+    the MLP, 400 for LeNet-5)."""
+    return activity_penalty(activations, synops, fanouts) / max(mean_fanout(fanouts), 1.0)
+
+
+def weight_l1(model: nn.Module) -> torch.Tensor:
+    """L1 weight penalty ``sum_l sum_ij |W_l,ij|`` over the weights (not the biases) of every
+    linear and convolutional layer: the weight half of joint weight and activity regularization
+    (the regularization paper's Sec. 5 notes that EFLOPS hardly fell because the weights were
+    unconstrained; Sorbaro et al. 2020 regularize both)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    return torch.stack([w.abs().sum() for w in weights]).sum()
+
+
+def prune_small_weights(model: nn.Module, threshold: float) -> int:
+    """Set the weights with ``|w| < threshold`` of every linear and convolutional layer to zero;
+    returns how many were set."""
+    pruned = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                small = module.weight.abs() < threshold
+                pruned += int(small.sum())
+                module.weight.masked_fill_(small, 0.0)
+    return pruned
+
+
+def connection_sparsity(model: nn.Module) -> float:
+    """Fraction of the weights (not biases) of the linear and convolutional layers that are
+    exactly zero (NeuroBench's ConnectionSparsity, without its rounding)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    total = sum(w.numel() for w in weights)
+    return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
 
 
 # ------------------------------------------------- distillation paper, Eqs. 6-10

@@ -29,6 +29,13 @@ def _report_data_errors(exc_type, exc, tb) -> None:
     sys.__excepthook__(exc_type, exc, tb)
 
 
+DEFAULT_THREADS = 1
+"""Torch threads of a stage unless ``LOWSPIKE_THREADS`` says otherwise. One, so that a stage's
+bytes do not depend on the machine: multi-threaded CPU kernels split their sums differently for
+another thread count (measured: an MLP trained with 1 and 2 threads gives different weights),
+and DVC would re-run everything downstream of such a stage on another machine. The cores are
+used by running stages side by side (``python -m lowspike.sweep``, what ``make repro`` runs)."""
+
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters of glibc's malloc.h
 
 
@@ -61,7 +68,7 @@ def setup(threads: int | None = None) -> None:
     import torch
 
     if threads is None:
-        threads = int(os.environ.get("LOWSPIKE_THREADS", "0")) or (os.cpu_count() or 1)
+        threads = int(os.environ.get("LOWSPIKE_THREADS", "0")) or DEFAULT_THREADS
     torch.set_num_threads(max(1, threads))
     torch.use_deterministic_algorithms(True, warn_only=True)
 

@@ -280,11 +280,14 @@ def default_tags(params_path: str | Path = "params.yaml") -> dict[str, str]:
     import hashlib
 
     tags = {"dvc.stage": os.environ.get("DVC_STAGE", ""), "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "")}
-    commit = _git("rev-parse", "HEAD")
+    # the sweep runner passes both to nodes that run a stage without the checkout
+    commit = os.environ.get("LOWSPIKE_GIT_COMMIT") or _git("rev-parse", "HEAD")
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git.commit"] = commit
-        tags["git.dirty"] = "true" if _git("status", "--porcelain", "--untracked-files=no") else "false"
+        dirty = os.environ.get("LOWSPIKE_GIT_DIRTY") or (
+            "true" if _git("status", "--porcelain", "--untracked-files=no") else "false")
+        tags["git.dirty"] = dirty
     params_file = Path(params_path)
     if params_file.is_file():
         tags["params.sha256"] = hashlib.sha256(params_file.read_bytes()).hexdigest()[:16]

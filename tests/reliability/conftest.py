@@ -22,6 +22,8 @@ import pytest
 import torch
 import yaml
 
+from lowspike.config import _ParamsLoader
+
 from lowspike.config import validate_params
 from lowspike.data import load_raw, write_prepared
 
@@ -37,7 +39,7 @@ EMPTY_GRIDS = {"mse": {"alphas": []}, "soft_targets": {"taus": []}, "heterogeneo
                "feature": {"weights": []}, "feature_act": {"weights": [], "norms": [], "lambdas": []}}
 TINY = {
     "data": {"datasets": ["digits"]},
-    "regularization": {"datasets": ["digits"], "archs": ["mlp"], "regularizers": ["l1"], "lambdas": [1.0e-3],
+    "regularization": {"datasets": ["digits"], "archs": ["mlp"], "regularizers": ["l1"], "lambdas": {"mlp": [1.0e-3], "lenet5": []},
                        "train": TINY_TRAIN},
     "simulation": {"timesteps": 10, "batch_size": 500},
     "distillation": {
@@ -63,7 +65,7 @@ def merge(base: dict, overrides: dict) -> dict:
 
 
 def repo_params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    return yaml.load((REPO / "params.yaml").read_text(), Loader=_ParamsLoader)  # YAML 1.2, as DVC reads it
 
 
 def tiny_params(overrides: dict | None = None) -> dict:

@@ -34,7 +34,7 @@ def test_a_forced_prepare_leaves_the_trainings_and_the_conversion_up_to_date(tin
     assert status.returncode == 0, status.stderr[-2000:]
     assert json.loads(status.stdout or "{}") == {}, status.stdout
 
-    again = dvc(tiny_repo, "repro", "-f", "train_dnn@digits-mlp-l1-0.001", "-s")
+    again = dvc(tiny_repo, "repro", "-f", "train_dnn_mlp@digits-l1-0.001", "-s")
     assert again.returncode == 0, again.stderr[-2000:]
     after = {p: p.read_bytes() for p in outputs}
     assert after == before

@@ -30,7 +30,7 @@ def _strict_json(path: Path):
 
 def test_a_diverging_point_flows_through_both_studies_and_the_reports(workdir, stage_main):
     write_params(workdir / "params.yaml", tiny_params({
-        "regularization": {"regularizers": ["l1"], "lambdas": [HUGE]},
+        "regularization": {"regularizers": ["l1"], "lambdas": {"mlp": [HUGE], "lenet5": []}},
         "distillation": {"grids": {**EMPTY_GRIDS, "logits": {"l2": [], "l2sq": [HUGE]}}},
     }))
     train = ("train_dnn.py", "--dataset", "digits", "--arch", "mlp")

@@ -80,7 +80,7 @@ def describe(annotation: Any, metadata: list[Any] = ()) -> Spec:
 
 
 NON_EMPTY_LISTS = {"regularization.datasets", "regularization.archs", "regularization.regularizers",
-                   "regularization.lambdas"}
+                   "regularization.lambdas.mlp", "regularization.lambdas.lenet5"}
 
 
 @dataclass
@@ -340,7 +340,7 @@ def test_params_rewritten_by_dvc_exp_run_set_param_stay_valid(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text((REPO / "params.yaml").read_text())
     with modify_yaml(path) as data:
-        data["regularization"]["lambdas"] = [1.0e-3]
+        data["regularization"]["lambdas"]["mlp"] = [1.0e-3]
     params = read_params(path)
     assert params.data.spoken_commands.words[:2] == ["yes", "no"]
-    assert params.regularization.lambdas == [1.0e-3]
+    assert params.regularization.lambdas["mlp"] == [1.0e-3]

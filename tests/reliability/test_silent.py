@@ -39,7 +39,7 @@ def _strict_json(path: Path):
 
 def test_silent_networks_have_defined_metrics_through_both_studies_and_the_reports(workdir, stage_main):
     raw = tiny_params({
-        "regularization": {"regularizers": ["l1"], "lambdas": [1.0e-3, 1.0e-2], "train": ONE_EPOCH},
+        "regularization": {"regularizers": ["l1"], "lambdas": {"mlp": [1.0e-3, 1.0e-2], "lenet5": []}, "train": ONE_EPOCH},
         "distillation": {"grids": {**EMPTY_GRIDS, "activation": {"l1": [1.0e-3], "l2": []}}},
     })
     write_params(workdir / "params.yaml", raw)

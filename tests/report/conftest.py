@@ -30,7 +30,7 @@ from lowspike.config import validate_params
 PARAMS = {
     "profile": "fixture",
     "regularization": {"datasets": ["mnist5k"], "archs": ["mlp", "lenet5"], "regularizers": ["l1", "hoyer"],
-                       "lambdas": [1.0e-4, 1.0e-3]},
+                       "lambdas": {"mlp": [1.0e-4, 1.0e-3], "lenet5": [1.0e-4, 1.0e-3]}},
     "distillation": {
         "datasets": ["mnist5k", "digits"], "seeds": [0, 1],
         "grids": {"mse": {"alphas": [0.5]}, "soft_targets": {"taus": [2.0]},

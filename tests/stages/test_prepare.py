@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from lowspike.config import _ParamsLoader
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -21,7 +23,7 @@ def run_stage(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 def write_params(folder: Path, edit=None) -> None:
     """The repository's params.yaml (a complete file) with ``edit(raw)`` applied."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = yaml.load((REPO / "params.yaml").read_text(), Loader=_ParamsLoader)  # YAML 1.2, as DVC reads it
     if edit is not None:
         edit(raw)
     (folder / "params.yaml").write_text(yaml.safe_dump(raw))

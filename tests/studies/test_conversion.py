@@ -12,7 +12,7 @@ def test_train_point_writes_model_and_summary_on_digits(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = validate_params({
         "data": {"datasets": ["digits"]},
-        "regularization": {"datasets": ["digits"], "archs": ["mlp"], "regularizers": ["l1"], "lambdas": [1.0e-3],
+        "regularization": {"datasets": ["digits"], "archs": ["mlp"], "regularizers": ["l1"], "lambdas": {"mlp": [1.0e-3], "lenet5": []},
                            "train": {"lr": 1.0e-2, "batch_size": 64, "max_epochs": 3, "patience": 3}},
     })
     write_prepared(load_raw("digits", params.data), tmp_path / "data/prepared/digits")
@@ -27,7 +27,7 @@ def test_train_point_writes_model_and_summary_on_digits(tmp_path, monkeypatch):
 
 
 def test_grid_starts_with_the_baseline_and_names_points_like_dvc():
-    params = validate_params({"regularization": {"regularizers": ["l1", "lp0.5"], "lambdas": [1.0e-5, 0.01]}})
+    params = validate_params({"regularization": {"regularizers": ["l1", "lp0.5"], "lambdas": {"mlp": [1.0e-5, 0.01], "lenet5": [1.0e-5, 0.01]}}})
     names = [p.name for p in conversion.grid(params, "mnist5k", "mlp")]
     assert names == ["baseline", "l1-1e-05", "l1-0.01", "lp0.5-1e-05", "lp0.5-0.01"]
 
@@ -87,7 +87,7 @@ def test_evaluate_writes_energy_per_point_and_aggregate_compares_it(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     params = validate_params({
         "data": {"datasets": ["digits"]},
-        "regularization": {"datasets": ["digits"], "archs": ["mlp"], "regularizers": ["l1"], "lambdas": [1.0e-3],
+        "regularization": {"datasets": ["digits"], "archs": ["mlp"], "regularizers": ["l1"], "lambdas": {"mlp": [1.0e-3], "lenet5": []},
                            "train": {"lr": 1.0e-2, "batch_size": 64, "max_epochs": 2, "patience": 2}},
         "simulation": {"timesteps": 6, "input_coding": "bernoulli"},
         "tracking": {"enabled": False},

@@ -40,6 +40,12 @@ def _layer_spec(module: nn.Module) -> dict | None:
     raise TypeError(f"cannot convert layer {type(module).__name__}")
 
 
+def layer_specs(model: nn.Module) -> list[dict]:
+    """The weight, pooling and flattening layers of ``model.layers`` as plain dicts (ReLUs
+    dropped), with copies of the weights: the layers of the SNN before normalization."""
+    return [spec for spec in (_layer_spec(m) for m in model.layers) if spec is not None]
+
+
 def nonzero_percentile(values: torch.Tensor, percentile: float) -> float:
     """The ``percentile``-th percentile of the non-zero entries (0 when all are zero)."""
     nonzero = values[values != 0].double().cpu().numpy()

@@ -22,13 +22,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..artifacts import read_json, write_json
-from ..config import Params, ParamsError
+from ..config import Params, ParamsError, is_beyond_paper, split_point_spec
 from ..data import load_prepared
 from ..data.loading import SplitTensors, load_split
+from ..metrics import dnn_fanouts
 from ..models import build_dnn
-from ..regularizers import activity_penalty, build_regularizer
+from ..regularizers import (FANOUT_REGULARIZERS, activity_penalty, build_regularizer, connection_sparsity,
+                            prune_small_weights, synops_penalty, weight_l1)
 from ..training import StepOutput, fit, pick_device, seed_everything
 from .common import accuracy, checkpoint_path, fingerprint, format_value, load_model_payload, save_model
+from .findings import at_chance
 
 BASELINE = "baseline"
 UNTRACKED_RECORD_KEYS = ("energy_breakdown", "activity")
@@ -56,23 +59,36 @@ class Point:
 
 
 def grid(params: Params, dataset: str, arch: str) -> list[Point]:
-    """The baseline followed by every (regularizer, lambda) of ``regularization`` in params."""
+    """The baseline followed by every (regularizer, lambda) of ``regularization`` in params
+    (the lambdas of ``arch``)."""
     study = params.regularization
     points = [Point(dataset, arch, "none", 0.0)]
-    points += [Point(dataset, arch, reg, lam) for reg in study.regularizers for lam in study.lambdas]
+    points += [Point(dataset, arch, reg, lam) for reg in study.regularizers for lam in study.lambdas[arch]]
     return points
 
 
-def make_loss(model_regularizer, lam: float):
-    """Eq. 4 of the regularization paper: ``CE + lambda * sum_l psi(X_l)``."""
+def make_loss(model_regularizer, lam: float, *, fanout_weighted: bool = False, weight_lambda: float = 0.0):
+    """Eq. 4 of the regularization paper, ``CE + lambda * sum_l psi(X_l)``, and beyond it:
+    ``fanout_weighted``, the ``synops`` regularizer (:func:`~lowspike.regularizers.synops_penalty`,
+    fan-outs recomputed from the current weights at every step); ``weight_lambda``, the joint L1
+    weight penalty ``+ weight_lambda * sum |W|`` of the ``<regularizer>+wl1`` points."""
 
     def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         logits, hidden = model.forward_with_activations(x)
         ce = F.cross_entropy(logits, y)
-        if model_regularizer is None or lam == 0.0:
-            return StepOutput(ce, logits, {"ce": float(ce.detach())})
-        penalty = activity_penalty(hidden, model_regularizer)
-        return StepOutput(ce + lam * penalty, logits, {"ce": float(ce.detach()), "penalty": float(penalty.detach())})
+        loss, extras = ce, {"ce": float(ce.detach())}
+        if model_regularizer is not None and lam != 0.0:
+            if fanout_weighted:
+                penalty = synops_penalty(hidden, dnn_fanouts(model, tuple(x.shape[1:])))
+            else:
+                penalty = activity_penalty(hidden, model_regularizer)
+            loss = loss + lam * penalty
+            extras["penalty"] = float(penalty.detach())
+        if weight_lambda:
+            weights = weight_l1(model)
+            loss = loss + weight_lambda * weights
+            extras["weight_penalty"] = float(weights.detach())
+        return StepOutput(loss, logits, extras)
 
     return loss_fn
 
@@ -87,15 +103,20 @@ def train_point(params: Params, point: Point, on_epoch=None, progress: bool = Fa
     train_data = load_split(prepared, "train", params.data, device, train=True)
     val_data = load_split(prepared, "val", params.data, device)
     model = build_dnn(point.arch, train_data.sample_shape, prepared.num_classes).to(device)
-    regularizer = None
+    regularizer, activity, weight_penalty = None, None, None
     if point.regularizer != "none":
-        regularizer = build_regularizer(point.regularizer, l2_form=study.l2_form, lp_eps=study.lp_eps)
+        activity, weight_penalty = split_point_spec(point.regularizer)
+        regularizer = build_regularizer(activity, l2_form=study.l2_form, lp_eps=study.lp_eps)
+    weight_lambda = study.weight_lambda if weight_penalty else 0.0
     run_fingerprint = fingerprint(
-        point.__dict__, cfg.model_dump(), study.l2_form, study.lp_eps, prepared.meta["sha256"]
+        point.__dict__, cfg.model_dump(), study.l2_form, study.lp_eps, prepared.meta["sha256"],
+        *([weight_lambda] if weight_penalty else [])
     )
+    loss_fn = make_loss(regularizer, point.lam, fanout_weighted=activity in FANOUT_REGULARIZERS,
+                        weight_lambda=weight_lambda)
     result = fit(
         model,
-        make_loss(regularizer, point.lam),
+        loss_fn,
         train_data,
         val_data,
         cfg,
@@ -105,6 +126,7 @@ def train_point(params: Params, point: Point, on_epoch=None, progress: bool = Fa
         progress=progress,
         description=f"{point.arch} {point.name}",
     )
+    pruned = prune_small_weights(model, study.prune_threshold) if weight_penalty else 0
     folder = point.folder("dnn")
     save_model(
         folder / "model.pt",
@@ -126,6 +148,9 @@ def train_point(params: Params, point: Point, on_epoch=None, progress: bool = Fa
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
         "val_accuracy": best.get("val_accuracy"),
+        "weight_lambda": weight_lambda,
+        "pruned_weights": pruned,
+        "connection_sparsity": connection_sparsity(model),
         "history": result.history,
     }
     write_json(folder / "train.json", summary)  # no wall-clock field: the bytes must repeat
@@ -157,14 +182,16 @@ def percent_change(value: float | None, baseline: float | None) -> float | None:
 
 def select_best(rows: list[dict], baseline: dict, max_drop: float) -> dict | None:
     """Selection rule of Tables 1-2: the model with the fewest SynOps whose SNN accuracy drop
-    vs the baseline is below ``max_drop`` percentage points (diverged models excluded; none
-    when the baseline itself has no SNN accuracy, e.g. it diverged)."""
-    if baseline.get("snn_accuracy") is None:
+    vs the baseline is below ``max_drop`` percentage points (diverged models and models at chance
+    excluded; none when the baseline itself has no SNN accuracy, e.g. it diverged, or is at
+    chance: then every "gain" would be noise)."""
+    if baseline.get("snn_accuracy") is None or baseline.get("at_chance"):
         return None
     eligible = [
         r for r in rows
         if r.get("status") == "ok"
         and r.get("snn_accuracy") is not None
+        and not r.get("at_chance")
         and (baseline["snn_accuracy"] - r["snn_accuracy"]) * 100.0 < max_drop
     ]
     if not eligible:
@@ -288,6 +315,9 @@ def aggregate(params: Params, eval_root: Path = RUNS / "eval") -> dict[str, Any]
                 continue
             for row in rows:
                 row.update(energy_columns(row))
+                row["at_chance"] = row.get("status") == "ok" and at_chance(
+                    row.get("snn_accuracy"), row.get("num_classes"), row.get("spikes"))
+                row["beyond_paper"] = row["regularizer"] != "none" and is_beyond_paper(row["regularizer"])
             for row in rows:
                 for key in ("spikes", "eflops", "synops"):
                     row[f"{key}_change_pct"] = percent_change(row.get(key), baseline.get(key))
@@ -337,8 +367,9 @@ def check_point(params: Params, point: Point) -> None:
         problems.append(f"arch {point.arch!r} not in regularization.archs {study.archs}")
     if point.regularizer != "none" and point.regularizer not in study.regularizers:
         problems.append(f"regularizer {point.regularizer!r} not in regularization.regularizers {study.regularizers}")
-    if point.regularizer != "none" and point.lam not in study.lambdas:
-        problems.append(f"lambda {point.lam!r} not in regularization.lambdas {study.lambdas}")
+    if point.regularizer != "none" and point.lam not in study.lambdas.get(point.arch, []):
+        problems.append(f"lambda {point.lam!r} not in regularization.lambdas.{point.arch} "
+                        f"{study.lambdas.get(point.arch, [])}")
     if problems:
         raise ParamsError(problems[0])
 
@@ -477,6 +508,7 @@ def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False
             record.update({
                 "dnn_accuracy": accuracy(logits, labels),
                 "eflops": eflops["total"], "eflops_per_layer": eflops["per_layer"],
+                "connection_sparsity": connection_sparsity(model),
                 **{k: sim[k] for k in ("snn_accuracy", "spikes", "synops", "spikes_per_layer", "samples",
                                       "accuracy_per_timestep", "timesteps")},
                 "energy": energy["summary"], "energy_breakdown": energy["breakdown"],

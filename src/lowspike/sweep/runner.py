@@ -1,0 +1,508 @@
+"""The driver: runs the stale stages of the DVC pipeline as Ray tasks and records them in DVC.
+
+1. DVC plans (:func:`lowspike.sweep.pipeline.plan`): the stages ``dvc repro`` would visit,
+   in its order, and the stale ones (stages restorable from DVC's cache are restored there,
+   as ``dvc repro`` does).
+2. Ray schedules: one task per stale stage, submitted at once; a task's upstream tasks' result
+   refs are its arguments, so Ray starts it when they are done (no scheduler of ours). A
+   training stage (``train_*``) asks for ``gpus_per_training`` GPUs when the cluster has
+   GPUs; every task asks for ``cpus_per_task`` CPUs and runs torch with that many threads.
+3. The code snapshot (``src/``, ``stages/``, ``dvc.yaml``, the params files and the source
+   deps) and every up-to-date data dep go into Ray's object store once; ``src/lowspike`` is
+   also the tasks' ``py_modules``, so every worker imports the snapshot's code.
+4. Only the driver writes the workspace: a finished task's outs replace the old ones (one
+   rename each), then :class:`lowspike.sweep.pipeline.Recorder` records them in dvc.lock
+   and the cache in DVC's order, in batches.
+
+Faults: Ray retries a task whose worker died (``max_retries``) or whose stage failed
+(``retry_exceptions``); a stage that still fails is reported with its log tail after the
+other tasks finished, and the run exits 1. Ctrl-C (or SIGTERM) cancels the tasks, records
+what finished and exits 130 (143); a new run continues from there. When Ray cannot start, the
+runner says so in one line and runs ``dvc repro``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .files import is_within, read_tree, replace_in_workspace, subtree
+from .pipeline import Pipeline, Recorder, StageSpec, plan
+from .progress import Counts, Progress
+from .worker import StageFailed, StageResult, TaskSpec, execute_stage, remove_run_folder, run_folder
+
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+OFFLINE_ENV = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+SNAPSHOT_FOLDERS = ("src", "stages")
+TRAINING_PREFIX = "train_"
+RECORD_INTERVAL_S = 2.0
+
+
+@dataclass
+class SweepOptions:
+    """How to run the sweep; the CLI flags of ``python -m lowspike.sweep`` map one to one."""
+
+    root: Path = Path(".")
+    targets: tuple[str, ...] = ()
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_task: int = 1
+    gpus_per_training: float = 1.0
+    retries: int = 2
+    in_process: bool = True
+    force: bool = False
+    dry: bool = False
+    scratch_root: str | None = None
+    pin_to_driver: tuple[str, ...] = ("prepare",)
+    mlflow_server: str = "auto"
+    use_cache: bool = True
+
+
+@dataclass
+class SweepReport:
+    """What happened: the exit code, every finished stage's result (outs dropped), failures."""
+
+    exit_code: int
+    seconds: float = 0.0
+    stale: int = 0
+    results: list[StageResult] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    recorded: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    nodes: set[str] = field(default_factory=set)
+    fallback: bool = False
+
+
+class StartedTasks:
+    """A Ray actor the tasks tell when they start (fire and forget), for the running count."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, tuple[str, int, float]] = {}
+
+    def started_task(self, name: str, node_id: str, pid: int, at: float) -> None:
+        self.started[name] = (node_id, pid, at)
+
+    def snapshot(self) -> dict[str, tuple[str, int, float]]:
+        return dict(self.started)
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://")[-1].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def code_runtime_env(root: Path) -> dict:
+    """The job's ``runtime_env``: the workspace's ``src/lowspike`` as ``py_modules``, so every
+    worker, and every stage subprocess (through ``PYTHONPATH``), imports the driver's code."""
+    package = root / "src" / "lowspike"
+    return {"py_modules": [str(package)]} if package.is_dir() else {}
+
+
+def connect(options: SweepOptions, runtime_env: dict) -> bool:
+    """Connect to the cluster at ``options.address`` (or ``RAY_ADDRESS``), or start a local
+    instance sized to the machine (``workers`` x ``cpus_per_task`` CPUs when given), with the
+    job's ``runtime_env``. Returns whether this call connected (and so must disconnect); when
+    the caller already connected, its job's runtime env stays as it is."""
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    if not address or _is_loopback(address):
+        # Ray on Linux replaces 127.0.0.1 with the machine's interface address unless this is
+        # off; a local instance then binds loopback only (read when ray is first imported).
+        for key, value in LOOPBACK_ENV.items():
+            os.environ.setdefault(key, value)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address:
+        extra = {"_node_ip_address": "127.0.0.1"} if _is_loopback(address) else {}
+        ray.init(address=address, runtime_env=runtime_env, **quiet, **extra)
+    else:
+        cpus = options.workers * options.cpus_per_task if options.workers else None
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 runtime_env=runtime_env, **quiet)
+    return True
+
+
+def _produced(path: str, outs: list[str]) -> bool:
+    return any(is_within(path, out) or is_within(out, path) for out in outs)
+
+
+def snapshot(root: Path, pipeline: Pipeline) -> dict[str, bytes]:
+    """The driver's code and configuration as a tree: ``src/``, ``stages/``, ``dvc.yaml``, the
+    params files, and every dep of a stale stage that no stage produces."""
+    outs = [out for spec in pipeline.order for out in spec.outs]
+    tree: dict[str, bytes] = {}
+    for folder in SNAPSHOT_FOLDERS:
+        tree.update(read_tree(root, folder))
+    stale = pipeline.stale_stages()
+    for name in dict.fromkeys(["dvc.yaml", *(p for spec in stale for p in spec.params_files)]):
+        tree.update(read_tree(root, name))
+    for spec in stale:
+        for dep in spec.deps:
+            if not _produced(dep, outs) and not any(is_within(dep, f) for f in SNAPSHOT_FOLDERS):
+                tree.update(read_tree(root, dep))
+    return tree
+
+
+def data_inputs(root: Path, pipeline: Pipeline) -> dict[str, dict[str, bytes]]:
+    """``{dep: tree}`` for every dep of a stale stage that a stage produces: what the workspace
+    holds there now, less the outs of stale stages (their new versions come from the tasks)."""
+    outs = [out for spec in pipeline.order for out in spec.outs]
+    stale_outs = [out for spec in pipeline.stale_stages() for out in spec.outs]
+    trees: dict[str, dict[str, bytes]] = {}
+    for spec in pipeline.stale_stages():
+        for dep in spec.deps:
+            if dep in trees or not _produced(dep, outs):
+                continue
+            trees[dep] = read_tree(root, dep, exclude=stale_outs)
+    return trees
+
+
+def _links(root: Path) -> dict[str, str]:
+    """Undeclared inputs a stage may read or fill: ``data.root`` (raw datasets, and the
+    synthesized spoken-commands clips), linked into scratch directories on the driver's node."""
+    from lowspike.config import ParamsError, read_params
+
+    try:
+        raw_root = read_params(root / "params.yaml").data.root
+    except ParamsError:
+        return {}
+    path = Path(raw_root)
+    if path.is_absolute():
+        return {}
+    return {path.as_posix(): str((root / path).resolve())}
+
+
+def _tracking_uri(root: Path) -> tuple[str, bool]:
+    """The MLflow store the stages use (as ``lowspike.tracking.tracking_uri`` finds it with
+    ``DVC_ROOT`` = the workspace) and whether tracking is enabled."""
+    from lowspike.config import ParamsError, read_params
+
+    try:
+        cfg = read_params(root / "params.yaml").tracking
+    except ParamsError:
+        return "", False
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri or f"sqlite:///{root / 'mlflow.db'}"
+    return uri, cfg.enabled
+
+
+class TrackingServer:
+    """``mlflow server`` on the driver's node over a local store, for nodes on other machines."""
+
+    def __init__(self, store_uri: str, host: str, root: Path, log_path: Path):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            self.port = probe.getsockname()[1]
+        self.uri = f"http://{host}:{self.port}"
+        command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri, "--host", host,
+                   "--port", str(self.port), "--workers", "1", "--allowed-hosts", f"{host},{host}:{self.port}"]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen(command, cwd=root, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **OFFLINE_ENV})
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        import urllib.request
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with code {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"mlflow server not ready after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM set a flag the driver loop reads, so no write or record is cut in
+    half; the previous handlers come back on exit."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+def fallback(options: SweepOptions, reason: str, stream: TextIO) -> SweepReport:
+    """Run ``dvc repro`` with the same targets after a one-line notice."""
+    stream.write(f"lowspike.sweep: Ray could not start ({reason}); running plain `dvc repro` instead\n")
+    stream.flush()
+    command = [sys.executable, "-m", "dvc", "repro", *(["-f"] if options.force else []), *options.targets]
+    code = subprocess.call(command, cwd=options.root)
+    return SweepReport(exit_code=code, fallback=True)
+
+
+def _resources(spec: StageSpec, options: SweepOptions, has_gpu: bool) -> tuple[int, float]:
+    gpus = options.gpus_per_training if has_gpu and spec.family.startswith(TRAINING_PREFIX) else 0.0
+    return options.cpus_per_task, gpus
+
+
+def _print_plan(pipeline: Pipeline, options: SweepOptions, stream: TextIO) -> None:
+    for name in pipeline.restored:
+        stream.write(f"restored from the DVC cache: {name}\n")
+    for spec in pipeline.stale_stages():
+        training = spec.family.startswith(TRAINING_PREFIX)
+        gpu = f", {options.gpus_per_training:g} GPU where the cluster has GPUs" if training else ""
+        stream.write(f"would run {spec.name} ({pipeline.stale[spec.name]}; {options.cpus_per_task} CPU{gpu})\n")
+    stream.write(f"{len(pipeline.stale)} stage(s) to run\n")
+
+
+def run_sweep(options: SweepOptions, stream: TextIO | None = None) -> SweepReport:
+    """Run the stale stages of the pipeline under ``options.root`` on Ray; see the module doc."""
+    stream = stream or sys.stderr
+    root = Path(options.root).resolve()
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    begin = time.monotonic()
+    pipeline = plan(root, options.targets, force=options.force, use_cache=options.use_cache)
+    if options.dry:
+        _print_plan(pipeline, options, stream)
+        return SweepReport(exit_code=0, stale=len(pipeline.stale), restored=pipeline.restored)
+    for name in pipeline.restored:
+        stream.write(f"{name}: restored from the DVC cache\n")
+    if not pipeline.stale:
+        stream.write("Data and pipelines are up to date.\n")
+        return SweepReport(exit_code=0, restored=pipeline.restored)
+    try:
+        started_ray = connect(options, code_runtime_env(root))
+    except Exception as exc:  # noqa: BLE001 - any failure to start Ray means: run without it
+        return fallback(options, f"{type(exc).__name__}: {exc}".splitlines()[0], stream)
+    try:
+        report = _drive(root, pipeline, options, stream)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    report.seconds = time.monotonic() - begin
+    report.restored = pipeline.restored
+    return report
+
+
+def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO) -> SweepReport:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    stale = pipeline.stale_stages()
+    report = SweepReport(exit_code=0, stale=len(stale))
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    driver_node = ray.get_runtime_context().get_node_id()
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    driver_ip = next((n["NodeManagerAddress"] for n in nodes if n["NodeID"] == driver_node), "127.0.0.1")
+    has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    largest_node = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
+    driver_cpus = next((n["Resources"].get("CPU", 0) for n in nodes if n["NodeID"] == driver_node), 0)
+    pin_possible = driver_cpus >= options.cpus_per_task
+    if not pin_possible and any(spec.family in options.pin_to_driver for spec in stale):
+        stream.write(f"note: the driver's node has {driver_cpus:g} CPUs; {', '.join(options.pin_to_driver)} "
+                     "stages may run on any node (they need the raw data there)\n")
+    if options.cpus_per_task > largest_node:
+        raise ValueError(f"--cpus-per-task {options.cpus_per_task} exceeds the largest node ({largest_node:g} CPUs)")
+
+    env = dict(OFFLINE_ENV)
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit:  # the MLflow tags of tasks that run in a scratch folder without the checkout
+        env["LOWSPIKE_GIT_COMMIT"] = commit
+        env["LOWSPIKE_GIT_DIRTY"] = "true" if _git(root, "status", "--porcelain", "--untracked-files=no") else "false"
+    uri, tracking_on = _tracking_uri(root)
+    remote_machines = any(n["NodeManagerAddress"] != driver_ip for n in nodes)
+    local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    serve = tracking_on and local_store and (options.mlflow_server == "on" or
+                                             (options.mlflow_server == "auto" and remote_machines))
+    server = monitor_actor = recorder = None
+    pending: dict[Any, StageSpec] = {}
+    interrupted = None
+    recorder_hint = None
+    try:
+        if serve:
+            log_path = run_folder(run_id, options.scratch_root) / "mlflow-server.log"
+            server = TrackingServer(uri, driver_ip, root, log_path)
+            server.wait_ready()
+            env["MLFLOW_TRACKING_URI"] = server.uri
+            stream.write(f"MLflow: tasks log through {server.uri} (store {uri})\n")
+        elif os.environ.get("MLFLOW_TRACKING_URI"):
+            env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+
+        monitor_actor = ray.remote(num_cpus=0)(StartedTasks).remote()
+        snapshot_ref = ray.put(snapshot(root, pipeline))
+        data_refs = {dep: ray.put(tree) for dep, tree in data_inputs(root, pipeline).items() if tree}
+        links = _links(root)
+        remote_stage = ray.remote(execute_stage)
+        refs: dict[str, Any] = {}
+        for spec in stale:
+            cpus, gpus = _resources(spec, options, has_gpu)
+            task = TaskSpec(stage=spec, run_id=run_id, workspace=str(root), env=env, threads=cpus,
+                            in_process=options.in_process and gpus == 0, driver_node=driver_node, links=links,
+                            scratch_root=options.scratch_root, monitor=monitor_actor)
+            task_options: dict[str, Any] = dict(name=f"stage {spec.name}", num_cpus=cpus, num_gpus=gpus,
+                                                max_retries=options.retries, retry_exceptions=True)
+            if spec.family in options.pin_to_driver and pin_possible:
+                task_options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(driver_node, soft=False)
+            inputs = [snapshot_ref, *(data_refs[dep] for dep in spec.deps if dep in data_refs)]
+            upstream = [refs[name] for name in spec.upstream if name in refs]
+            refs[spec.name] = remote_stage.options(**task_options).remote(task, inputs, *upstream)
+            pending[refs[spec.name]] = spec
+        refs.clear()
+        del snapshot_ref, data_refs
+
+        recorder = Recorder(root, pipeline)
+        progress = Progress(len(stale), stream)
+        last_record = time.monotonic()
+        try:
+            with _Interrupts() as interrupts:
+                while pending and interrupts.signal is None:
+                    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+                    for ref in ready:
+                        _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, pending)
+                    if ready and time.monotonic() - last_record >= RECORD_INTERVAL_S:
+                        report.recorded += recorder.record_ready()
+                        last_record = time.monotonic()
+                    if progress.live:
+                        progress.status(_counts(report, pending, monitor_actor))
+                interrupted = interrupts.signal
+                if interrupted is not None:
+                    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                    for ref in ready:
+                        _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, pending)
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                report.recorded += recorder.record_all()
+        finally:
+            progress.close()
+    finally:
+        if recorder is not None:
+            recorder_hint = recorder.git_hint()
+            recorder.close()
+        if server is not None:
+            server.stop()
+        if monitor_actor is not None:
+            ray.kill(monitor_actor)
+        _clean_nodes(run_id, options.scratch_root, keep=bool(report.failed))
+
+    report.nodes = {result.node_id for result in report.results}
+    _summary(report, pending, interrupted, stream)
+    if recorder_hint:
+        stream.write(recorder_hint + "\n")
+    if interrupted is not None:
+        report.exit_code = 128 + interrupted
+    elif report.failed or report.skipped:
+        report.exit_code = 1
+    return report
+
+
+def _counts(report: SweepReport, pending: dict, monitor_actor) -> Counts:
+    import ray
+
+    try:
+        started = ray.get(monitor_actor.snapshot.remote(), timeout=5)
+    except Exception:  # noqa: BLE001 - the counts are informative only
+        started = {}
+    running = sum(1 for spec in pending.values() if spec.name in started)
+    return Counts(done=len(report.results), running=running, queued=len(pending) - running,
+                  failed=len(report.failed))
+
+
+def _collect(ref, spec: StageSpec, root: Path, recorder: Recorder, report: SweepReport, progress: Progress,
+             monitor_actor, pending: dict) -> None:
+    """Take one finished task: write its outs into the workspace, or note why it failed."""
+    import ray
+
+    try:
+        result: StageResult = ray.get(ref)
+    except StageFailed as exc:
+        if exc.name == spec.name:
+            report.failed[spec.name] = f"{exc.message}\n{exc.log_tail}"
+            progress.line(f"FAILED {spec.name}: {exc.message}")
+        else:
+            report.skipped[spec.name] = exc.name
+        return
+    except ray.exceptions.RayError as exc:
+        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        report.failed[spec.name] = message
+        progress.line(f"FAILED {spec.name}: {message}")
+        return
+    for out in spec.outs:
+        replace_in_workspace(root, out, subtree(result.outs, out), out in result.out_dirs)
+    recorder.finish(spec.name)
+    result.outs = {}
+    report.results.append(result)
+    node = f"{result.node_ip}/{result.node_id[:6]}"
+    progress.stage_done(spec.name, node, result.seconds, result.headline, _counts(report, pending, monitor_actor))
+
+
+def _clean_nodes(run_id: str, scratch_root: str | None, keep: bool) -> None:
+    """Remove the run's scratch directories and input copies on every live node (kept when a
+    stage failed, for a look at its scratch directory)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if keep:
+        return
+    cleaner = ray.remote(remove_run_folder)
+    calls = [cleaner.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+             .remote(run_id, scratch_root) for node in ray.nodes() if node.get("Alive")]
+    try:
+        ray.get(calls, timeout=60)
+    except Exception:  # noqa: BLE001 - leftovers in a temporary folder are harmless
+        pass
+
+
+def _summary(report: SweepReport, pending: dict, interrupted: int | None, stream: TextIO) -> None:
+    ran = len(report.results)
+    stream.write(f"sweep: {ran} of {report.stale} stage(s) ran on {len(report.nodes)} node(s), "
+                 f"{len(report.recorded)} recorded in dvc.lock\n")
+    for name, message in report.failed.items():
+        stream.write(f"\nstage {name} failed: {message}\n")
+    if report.skipped:
+        stream.write(f"{len(report.skipped)} stage(s) not run because a stage upstream failed: "
+                     f"{', '.join(sorted(report.skipped))}\n")
+    if interrupted is not None:
+        stream.write(f"interrupted: {len(pending)} task(s) cancelled; what finished is recorded; "
+                     "run again to continue\n")

@@ -1,0 +1,140 @@
+"""The runner's parts without a Ray cluster: file trees and atomic replacement, the stage
+command run in-process, DVC's plan, ``--dry``, the fallback to ``dvc repro`` when Ray
+cannot start, and the plan mode on a tiny profile."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lowspike.sweep import SweepOptions, plan, run_sweep
+from lowspike.sweep.cost import list_schedule, StageWork
+from lowspike.sweep.files import read_tree, replace_in_workspace, subtree
+from lowspike.sweep.worker import headline, in_process_argv, run_in_process, shell_argv
+
+from .conftest import CONVERSION_STAGES, TARGET, dvc, sweep_command, sweep_env, tiny_params_file
+
+
+def test_a_directory_out_is_replaced_whole_and_a_file_out_in_one_rename(tmp_path):
+    (tmp_path / "runs/sim/old").mkdir(parents=True)
+    (tmp_path / "runs/sim/old/stale.json").write_text("{}")
+    tree = {"runs/sim/a.json": b"1", "runs/sim/b/c.json": b"2", "runs/other.txt": b"x"}
+    replace_in_workspace(tmp_path, "runs/sim", subtree(tree, "runs/sim"), is_dir=True)
+    assert read_tree(tmp_path, "runs/sim") == {"runs/sim/a.json": b"1", "runs/sim/b/c.json": b"2"}
+
+    target = tmp_path / "runs/model.pt"
+    target.write_bytes(b"old")
+    cache_copy = tmp_path / "cache-object"
+    cache_copy.hardlink_to(target)  # DVC's cache may share the old file's inode
+    replace_in_workspace(tmp_path, "runs/model.pt", {"runs/model.pt": b"new"}, is_dir=False)
+    assert target.read_bytes() == b"new" and cache_copy.read_bytes() == b"old"
+    assert not list(tmp_path.rglob(".*.sweep-*"))
+
+
+def test_read_tree_leaves_out_the_excluded_paths(tmp_path):
+    for name in ("runs/dnn/a/model.pt", "runs/dnn/b/model.pt", "runs/dnn/b/train.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    assert sorted(read_tree(tmp_path, "runs/dnn", exclude=["runs/dnn/b"])) == ["runs/dnn/a/model.pt"]
+    assert read_tree(tmp_path, "runs/missing") == {}
+
+
+def test_only_a_plain_python_script_command_runs_in_process(monkeypatch):
+    env = {"PATH": str(Path(sys.executable).parent)}
+    assert in_process_argv("python stages/train_dnn.py --dataset digits --lam 0.001", env) == [
+        "stages/train_dnn.py", "--dataset", "digits", "--lam", "0.001"]
+    assert in_process_argv("python stages/x.py > log.txt", env) is None
+    assert in_process_argv("python stages/x.py && echo done", env) is None
+    assert in_process_argv("python -m lowspike.tracking ui", env) is None
+    assert in_process_argv("python stages/x.py", {"PATH": "/nonexistent"}) is None
+    assert shell_argv("echo hi")[-2:] == ["-c", "echo hi"]
+    assert headline("loading\n[train_dnn digits/mlp/l1] status ok, val accuracy 0.9\nsaved\n") \
+        == "status ok, val accuracy 0.9"
+
+
+def test_a_script_run_in_process_sees_its_own_cwd_argv_and_env_and_leaves_none_behind(tmp_path):
+    script = tmp_path / "stages" / "echo.py"
+    script.parent.mkdir()
+    script.write_text("import os, sys\n"
+                      "print('argv', sys.argv[1:], 'cwd', os.getcwd(), 'stage', os.environ['DVC_STAGE'])\n"
+                      "os.environ['LEAK'] = '1'\nraise SystemExit(3)\n")
+    log = tmp_path / "log.txt"
+    before = (Path.cwd(), dict(__import__("os").environ), list(sys.argv))
+    code = run_in_process(["stages/echo.py", "--x", "1"], tmp_path, {"DVC_STAGE": "echo@1", "PATH": "/bin"}, log)
+    assert code == 3
+    assert log.read_text().strip() == f"argv ['--x', '1'] cwd {tmp_path} stage echo@1"
+    assert (Path.cwd(), dict(__import__("os").environ), list(sys.argv)) == before
+
+
+def test_dvc_plans_the_stages_in_its_order_and_marks_downstream_of_a_stale_stage_stale(fresh_repo):
+    pipeline = plan(fresh_repo, [TARGET])
+    assert [spec.name for spec in pipeline.order] == CONVERSION_STAGES
+    assert pipeline.stale["prepare@digits"] == "changed"
+    assert pipeline.stale["convert@digits-mlp"].startswith("upstream ")
+    convert = next(spec for spec in pipeline.order if spec.name == "convert@digits-mlp")
+    assert set(convert.upstream) == {"prepare@digits", "train_dnn_mlp@digits-l1-0.001",
+                                     "train_dnn_baseline@digits-mlp-none-0.0"}
+    assert "data/prepared/digits" in convert.deps and convert.outs == ("runs/snn/digits/mlp",)
+
+
+def test_dry_prints_what_would_run_with_its_resources_and_starts_nothing(fresh_repo):
+    out = io.StringIO()
+    report = run_sweep(SweepOptions(root=fresh_repo, targets=(TARGET,), dry=True), stream=out)
+    lines = out.getvalue().splitlines()
+    assert report.exit_code == 0 and report.stale == len(CONVERSION_STAGES)
+    assert [line.split()[2] for line in lines[:-1]] == CONVERSION_STAGES
+    assert "1 GPU where the cluster has GPUs" in lines[1] and "GPU" not in lines[0]
+    assert lines[-1] == f"{len(CONVERSION_STAGES)} stage(s) to run"
+    assert not (fresh_repo / "dvc.lock").exists()
+
+
+def test_without_ray_it_says_so_in_one_line_and_runs_dvc_repro(fresh_repo, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
+    for key, value in sweep_env(fresh_repo).items():
+        monkeypatch.setenv(key, value)
+    out = io.StringIO()
+    report = run_sweep(SweepOptions(root=fresh_repo, targets=("prepare@digits",)), stream=out)
+    assert out.getvalue().startswith("lowspike.sweep: Ray could not start (ModuleNotFoundError")
+    assert out.getvalue().count("\n") == 1
+    assert report.fallback and report.exit_code == 0
+    status = dvc(fresh_repo, "status", "--json", "prepare@digits")
+    assert json.loads(status.stdout or "{}") == {}
+
+
+def test_list_schedule_is_the_critical_path_with_enough_workers_and_the_sum_with_one():
+    stages = [StageWork("a", "a", None, None, None, ()), StageWork("b", "b", None, None, None, ("a",)),
+              StageWork("c", "c", None, None, None, ("a",)), StageWork("d", "d", None, None, None, ("b", "c"))]
+    seconds = {"a": 1.0, "b": 4.0, "c": 2.0, "d": 1.0}
+    assert list_schedule(stages, seconds, 1) == 8.0
+    assert list_schedule(stages, seconds, 2) == 6.0
+    assert list_schedule(stages, seconds, 8) == 6.0
+
+
+def test_plan_mode_counts_the_tiny_profile_and_prices_its_stages(tmp_path):
+    params = tiny_params_file(tmp_path / "tiny.yaml")
+    out = tmp_path / "plan.json"
+    result = subprocess.run(sweep_command("plan", "--params", str(params), "--workers", "1", "2", "--json", str(out),
+                                          "--repeats", "1"),
+                            cwd=Path(__file__).resolve().parents[2], env=sweep_env(tmp_path), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "plan for" in result.stdout and "12 stages" in result.stdout
+    estimate = json.loads(out.read_text())
+    assert {name: family["stages"] for name, family in estimate["families"].items()} == {
+        "prepare": 1, "train_dnn_mlp": 1, "train_dnn_baseline": 1, "convert": 1, "simulate": 1, "evaluate": 1,
+        "aggregate_conversion": 1, "train_teacher": 1, "train_student_baseline": 1, "evaluate_students": 1,
+        "aggregate_distillation": 1, "report": 1}
+    priced = [row for row in estimate["stages"] if "cpu_s" in row]
+    assert {row["family"] for row in priced} == {"train_dnn_mlp", "train_dnn_baseline", "convert", "simulate", "evaluate",
+                                                 "train_teacher", "train_student_baseline", "evaluate_students"}
+    assert all(row["cpu_s"] > 0 for row in priced)
+    assert estimate["wall_hours"]["1"] == pytest.approx(sum(row["cpu_s"] for row in priced) / 3600)
+    assert estimate["wall_hours"]["2"] < estimate["wall_hours"]["1"]
+    assert estimate["gpu_hours"] is None or estimate["gpu_hours"] > 0
+    calibration = next(v for k, v in estimate["measurements"].items() if k.startswith("calibration"))
+    assert calibration["samples"] == 1258 and calibration["calibration_bytes"] >= 0
