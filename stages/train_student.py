@@ -1,6 +1,7 @@
 """DVC stage `train_student_<method>@...`: train one spiking student of the distillation study:
 the baseline, a KD setting (Eqs. 1-5 of the distillation paper), a regularization setting
-(Eqs. 6-10), or KD and activation regularization combined."""
+(Eqs. 6-10), or beyond the paper: KD and activation regularization combined, feature-based KD
+(FitNets hints), hints and activation regularization combined."""
 
 from lowspike import runtime
 from lowspike.studies import distillation
@@ -18,14 +19,16 @@ def main() -> int:
     parser.add_argument("--tau-t", dest="tau_t", type=float)
     parser.add_argument("--norm")
     parser.add_argument("--lam", type=float)
+    parser.add_argument("--weight", type=float, help="hint weight w of feature-based KD")
     args, params = runtime.parse_stage_args(parser)
-    setting = {k: getattr(args, k) for k in ("alpha", "tau", "tau_s", "tau_t", "norm", "lam")}
+    setting = {k: getattr(args, k) for k in ("alpha", "tau", "tau_s", "tau_t", "norm", "lam", "weight")}
     run_spec = distillation.run_from_args(args.dataset, args.method, args.seed, **setting)
     distillation.check_run(params, run_spec)
     runtime.setup()
     setup = distillation.setup_for(params, args.dataset)
     tags = {"dataset": run_spec.dataset, "model": setup.student, "method": run_spec.method, "seed": run_spec.seed,
-            "run": run_spec.name, "lambda": run_spec.setting.get("lam"), "stage": "train_student"}
+            "run": run_spec.name, "lambda": run_spec.setting.get("lam"), "hint_weight": run_spec.setting.get("weight"),
+            "beyond_paper": run_spec.method in distillation.BEYOND_PAPER_METHODS, "stage": "train_student"}
     with start_run(params.tracking, "distillation", f"student {run_spec.dataset}/{run_spec.name}/seed{run_spec.seed}",
                    tags) as run:
         run.log_params({"setup": setup.model_dump(), "alpha": params.distillation.alpha,

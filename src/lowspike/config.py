@@ -394,6 +394,23 @@ class CombinedGrid(Section):
     lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-1])
 
 
+class FeatureHintGrid(Section):
+    """Feature-based KD (FitNets hints, Romero et al. 2015, the paper's future work; see
+    :mod:`lowspike.hints`): the hint weights ``w`` of ``L = CE + w L_hint``. Beyond the paper, so
+    empty unless params.yaml sets it."""
+
+    weights: list[NonNegFloat] = Field(default_factory=list)
+
+
+class FeatureActGrid(Section):
+    """Hints and activation regularization in one loss, ``L = CE + w L_hint + lambda Omega``
+    (Eqs. 9-10): the cross product of the three lists. Empty unless params.yaml sets it."""
+
+    weights: list[NonNegFloat] = Field(default_factory=list)
+    norms: list[Literal["l1", "l2"]] = Field(default_factory=list)
+    lambdas: list[NonNegFloat] = Field(default_factory=list)
+
+
 class DistillationGrids(Section):
     mse: MseGrid = MseGrid()
     soft_targets: SoftTargetGrid = SoftTargetGrid()
@@ -401,6 +418,14 @@ class DistillationGrids(Section):
     activation: ActivationRegGrid = ActivationRegGrid()
     logits: LogitsRegGrid = LogitsRegGrid()
     combined: CombinedGrid = CombinedGrid()
+    feature: FeatureHintGrid = FeatureHintGrid()
+    feature_act: FeatureActGrid = FeatureActGrid()
+
+    @property
+    def uses_hints(self) -> bool:
+        """Whether a grid holds a feature-based KD run (its student/teacher pairs need hints)."""
+        f = self.feature_act
+        return bool(self.feature.weights) or bool(f.weights and f.norms and f.lambdas)
 
 
 def default_setups() -> dict[str, StudentSetup]:
@@ -607,6 +632,23 @@ def check_models_fit_data(params: "Params") -> str | None:
     return None
 
 
+def check_hint_pairs(params: "Params") -> str | None:
+    """``<key>: <why>`` for the first dataset whose student/teacher pair has no declared hints
+    (:data:`lowspike.hints.HINT_LAYERS`) while the feature-based KD grids are not empty, or None."""
+    if not params.distillation.grids.uses_hints:
+        return None
+    from .hints import HINT_LAYERS
+
+    for dataset in params.distillation.datasets:
+        setup = params.distillation.setups[dataset]
+        if (setup.student, setup.teacher) not in HINT_LAYERS:
+            declared = ", ".join(f"{s}/{t}" for s, t in HINT_LAYERS)
+            return (f"distillation.setups.{dataset}: got student {setup.student!r} with teacher {setup.teacher!r}: "
+                    f"feature-based KD (distillation.grids.feature, feature_act) has no hints declared for this "
+                    f"pair (declared: {declared})")
+    return None
+
+
 def missing_keys(section: type[BaseModel], raw: Any, path: str = "") -> list[str]:
     """Dotted paths of the keys of ``section`` that ``raw`` leaves out (``optional_keys`` aside),
     walking nested sections and mappings of sections (``distillation.setups.<dataset>``)."""
@@ -654,7 +696,7 @@ def validate_params(raw: Any, source: str = "params.yaml", complete: bool = Fals
     except ValidationError as exc:
         errors = exc.errors()
         raise ParamsError(_format_error(errors[0], source, len(errors))) from None
-    problem = check_models_fit_data(params)
+    problem = check_models_fit_data(params) or check_hint_pairs(params)
     if problem:
         raise ParamsError(f"{source}: {problem}")
     return params

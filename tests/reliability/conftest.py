@@ -35,7 +35,8 @@ TINY_STUDENT_TRAIN = {"optimizer": "adam", "lr": 1.0e-2, "batch_size": 256, "max
                       "seed": 0}
 EMPTY_GRIDS = {"mse": {"alphas": []}, "soft_targets": {"taus": []}, "heterogeneous": {"tau_s": [], "tau_t": []},
                "activation": {"l1": [], "l2": []}, "logits": {"l2": [], "l2sq": []},
-               "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []}}
+               "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []},
+               "feature": {"weights": []}, "feature_act": {"weights": [], "norms": [], "lambdas": []}}
 TINY = {
     "data": {"datasets": ["digits"]},
     "regularization": {"datasets": ["digits"], "archs": ["mlp"], "points": {"mlp": ["l1-0.001"], "lenet5": []},

@@ -15,19 +15,26 @@ def test_grid_expansion_and_names():
                   "heterogeneous": {"tau_s": [1.0], "tau_t": [4.0, 8.0]},
                   "activation": {"l1": [0.1], "l2": []},
                   "logits": {"l2": [], "l2sq": [0.01]},
-                  "combined": {"tau_s": [2.0], "tau_t": [8.0], "norms": ["l1"], "lambdas": [0.5]}}}})
+                  "combined": {"tau_s": [2.0], "tau_t": [8.0], "norms": ["l1"], "lambdas": [0.5]},
+                  "feature": {"weights": [0.5, 2.0]},
+                  "feature_act": {"weights": [1.0], "norms": ["l1", "l2"], "lambdas": [2.0]}}}})
     runs = distillation.student_runs(params, "mnist5k")
     names = [r.name for r in runs if r.seed == 0]
     assert names == ["baseline", "mse-a0.5", "st-t4.0", "het-s1.0-t4.0", "het-s1.0-t8.0",
-                     "act-l1-0.1", "log-l2sq-0.01", "het-s2.0-t8.0+act-l1-0.5"]
-    assert len(runs) == 16
+                     "act-l1-0.1", "log-l2sq-0.01", "het-s2.0-t8.0+act-l1-0.5", "feat-w0.5", "feat-w2.0",
+                     "feat-w1.0+act-l1-2.0", "feat-w1.0+act-l2-2.0"]
+    assert len(runs) == 24
     assert str(runs[3].folder()) == "runs/student/mnist5k/het-s1.0-t4.0/seed0"
-    assert [r.uses_teacher for r in runs[:8]] == [False, True, True, True, True, False, False, True]
+    assert [r.uses_teacher for r in runs[:12]] == [False, True, True, True, True, False, False, True,
+                                                   True, True, True, True]
+    assert [r.uses_hints for r in runs[:12]] == [False] * 8 + [True] * 4
 
 
 def test_run_from_command_line_matches_the_grid_entry():
-    params = validate_params({"distillation": {"datasets": ["mnist5k"], "seeds": [3]}})
+    params = validate_params({"distillation": {"datasets": ["mnist5k"], "seeds": [3], "grids": {
+        "feature": {"weights": [1.0]}, "feature_act": {"weights": [1.0], "norms": ["l1"], "lambdas": [2.0]}}}})
     grid = distillation.student_runs(params, "mnist5k")
+    assert {r.method for r in grid} == set(distillation.METHODS)
     for run in grid:
         rebuilt = distillation.run_from_args(run.dataset, run.method, run.seed, **run.setting)
         assert rebuilt == run and rebuilt.name == run.name
@@ -36,6 +43,8 @@ def test_run_from_command_line_matches_the_grid_entry():
         distillation.check_run(params, distillation.run_from_args("mnist5k", "soft_targets", 3, tau=123.0))
     with pytest.raises(ParamsError, match="--method heterogeneous: needs --tau-t"):
         distillation.run_from_args("mnist5k", "heterogeneous", 0, tau_s=1.0)
+    with pytest.raises(ParamsError, match="--method feature_act: needs --norm, --lam"):
+        distillation.run_from_args("mnist5k", "feature_act", 0, weight=1.0)
 
 
 def test_relative_delta_eq_11_13():
@@ -249,3 +258,66 @@ def test_diverged_seeds_are_counted_but_left_out_of_the_means(tmp_path):
     act = next(c for c in result["configurations"] if c["run"] == "act-l1-1000.0")
     assert act["seeds"] == 2 and act["diverged"] == 1
     assert act["accuracy_mean"] == pytest.approx(0.8) and act["spikerate_mean"] == pytest.approx(1.0)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_feature_student_saves_only_the_student_and_resumes_its_projections(tmp_path, monkeypatch):
+    """A hinted student on digits (SRes-8 guided by ResNet-15): model.pt holds the student alone
+    (evaluation loads it into a plain student), the resume checkpoint holds the projections, and
+    a run interrupted after epoch 1 ends bit-identical to an uninterrupted one."""
+    from lowspike.artifacts import load_torch
+    from lowspike.data import load_raw, write_prepared
+    from lowspike.models import count_parameters
+
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+    train = {"optimizer": "adam", "lr": 1.0e-2, "batch_size": 256, "max_epochs": 3, "patience": 3}
+    params = validate_params({
+        "data": {"datasets": ["digits"]},
+        "distillation": {
+            "datasets": ["digits"], "seeds": [0],
+            "setups": {"digits": {"student": "sres8", "teacher": "resnet15", "neuron": "lif", "beta": 0.5,
+                                  "timesteps": 2, "student_width": 0.25, "teacher_width": 0.25,
+                                  "student_train": train, "teacher_train": {**train, "max_epochs": 1}}},
+            "grids": {"mse": {"alphas": []}, "soft_targets": {"taus": []},
+                      "heterogeneous": {"tau_s": [], "tau_t": []}, "activation": {"l1": [], "l2": []},
+                      "logits": {"l2": [], "l2sq": []},
+                      "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []},
+                      "feature": {"weights": [1.0]}}},
+        "tracking": {"enabled": False},
+    })
+    write_prepared(load_raw("digits", params.data), tmp_path / "data/prepared/digits")
+    distillation.train_teacher(params, "digits")
+    run = distillation.student_runs(params, "digits")[1]
+    assert run.name == "feat-w1.0" and run.uses_teacher and run.uses_hints
+
+    straight = distillation.train_student(params, run)
+    assert straight["status"] == "ok" and straight["epochs_run"] == 3
+    assert straight["hints"] == [["stem_spike", "stem"], ["blocks.0.spike2", "blocks.1"],
+                                 ["blocks.1.spike2", "blocks.3"], ["blocks.2.spike2", "blocks.5"]]
+    assert straight["hint_parameters"] == 4 * (11 * 11 + 11)  # four 1x1 convolutions, 11 -> 11 channels
+    assert "train_hint" in straight["history"][0] and "val_hint" in straight["history"][0]
+    saved = load_torch(run.folder() / "model.pt")["state_dict"]
+    student = distillation.make_student(params, "digits", (1, 8, 8), 10)
+    assert saved.keys() == student.state_dict().keys()
+    record = distillation.evaluate_student(params, run)
+    assert record["parameters"] == count_parameters(student)
+
+    def stop_at_epoch_2(entry):
+        if entry["epoch"] == 2:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        distillation.train_student(params, run, on_epoch=stop_at_epoch_2)
+    checkpoint = load_torch(tmp_path / ".cache/checkpoints/student__digits__feat-w1.0__seed0.pt")
+    assert checkpoint["epoch"] == 1
+    assert {k for k in checkpoint["model"] if k.startswith("hints.")} == {
+        f"hints.maps.{i}.{p}" for i in range(4) for p in ("weight", "bias")}
+    resumed = distillation.train_student(params, run)
+    assert resumed["resumed_from_epoch"] == 1
+    assert resumed["history"] == straight["history"]
+    again = load_torch(run.folder() / "model.pt")["state_dict"]
+    assert all(torch.equal(again[k], saved[k]) for k in saved)

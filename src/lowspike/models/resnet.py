@@ -58,6 +58,21 @@ class ResNet1d(nn.Module):
         h = self.blocks(self.stem(_as_sequence(x)))
         return self.classifier(h.mean(dim=2))
 
+    @property
+    def feature_names(self) -> list[str]:
+        """What :meth:`forward_with_features` returns, in forward order."""
+        return ["stem", *(f"blocks.{i}" for i in range(len(self.blocks)))]
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The logits and the named intermediate feature maps ``[B, C, frames]``: ``stem`` the
+        stem's ReLU output, ``blocks.<i>`` the output of the i-th residual block."""
+        h = self.stem(_as_sequence(x))
+        features = {"stem": h}
+        for i, block in enumerate(self.blocks):
+            h = block(h)
+            features[f"blocks.{i}"] = h
+        return self.classifier(h.mean(dim=2)), features
+
 
 class SpikingResidualBlock(nn.Module):
     """s1 = LIF(BN(conv(s))),  s2 = LIF(BN(conv(s1)) + s)."""

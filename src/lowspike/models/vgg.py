@@ -52,17 +52,54 @@ class VGG(nn.Module):
             else:
                 layers += [nn.Conv2d(channels, value, 3, padding=1, bias=False), nn.BatchNorm2d(value), nn.ReLU()]
                 channels = value
+        self.feature_taps = {relu: f"block{i + 1}" for i, relu in enumerate(_block_ends(config, layers))}
+        """Index in ``features`` of each ReLU whose output :meth:`forward_with_features` names."""
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         head: list[nn.Module] = []
-        for hidden in CLASSIFIERS[config]:
+        self.classifier_taps: dict[int, str] = {}
+        for j, hidden in enumerate(CLASSIFIERS[config]):
             hidden = scaled(hidden, width)
             head += [nn.Linear(channels, hidden), nn.ReLU(), nn.Dropout(0.5)]
+            self.classifier_taps[len(head) - 2] = f"fc{j + 1}"
             channels = hidden
         head.append(nn.Linear(channels, num_classes))
         self.classifier = nn.Sequential(*head)
 
+    @property
+    def feature_names(self) -> list[str]:
+        """What :meth:`forward_with_features` returns, in forward order."""
+        return [*self.feature_taps.values(), *self.classifier_taps.values()]
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The logits and the named intermediate feature maps: ``block<i>`` the output ``[B, C, H, W]``
+        of the last ReLU of the i-th convolution block (before its pooling), ``fc<j>`` the output
+        ``[B, F]`` of the j-th hidden ReLU of the classifier (before its dropout)."""
+        features: dict[str, torch.Tensor] = {}
+        for index, module in enumerate(self.features):
+            x = module(x)
+            if index in self.feature_taps:
+                features[self.feature_taps[index]] = x
+        for index, module in enumerate(self.classifier):
+            x = module(x)
+            if index in self.classifier_taps:
+                features[self.classifier_taps[index]] = x
+        return x, features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+def _block_ends(config: str, layers: list[nn.Module]) -> list[int]:
+    """Index in ``layers`` of the ReLU that ends each convolution block of ``CONFIGS[config]`` (a
+    block ends at an "M", whether or not its pooling was dropped at 1 pixel)."""
+    relus = [i for i, module in enumerate(layers) if isinstance(module, nn.ReLU)]
+    ends, convs = [], 0
+    for entry in CONFIGS[config]:
+        if entry == "M":
+            ends.append(relus[convs - 1])
+        else:
+            convs += 1
+    return ends
 
 
 class SpikingVGG(SpikingNetwork):

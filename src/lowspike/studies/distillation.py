@@ -5,7 +5,10 @@ Artifacts:
 - ``runs/teacher/<dataset>/model.pt`` and ``train.json`` (accuracy, parameter count)
 - ``runs/student/<dataset>/<run>/seed<seed>/model.pt`` and ``train.json``, where ``<run>``
   names the method and its setting: ``baseline``, ``mse-a<alpha>``, ``st-t<tau>``,
-  ``het-s<tau_s>-t<tau_t>``, ``act-<norm>-<lambda>``, ``log-<norm>-<lambda>``
+  ``het-s<tau_s>-t<tau_t>``, ``act-<norm>-<lambda>``, ``log-<norm>-<lambda>``, and beyond the
+  paper ``het-s<tau_s>-t<tau_t>+act-<norm>-<lambda>`` (``combined``), ``feat-w<weight>``
+  (``feature``: FitNets hints, :mod:`lowspike.hints`) and ``feat-w<weight>+act-<norm>-<lambda>``
+  (``feature_act``)
 - ``runs/student_eval/<dataset>/<run>/seed<seed>/evaluate.json`` accuracy, spikes, spikerate,
   per-layer spikerate on the test split, per-layer activity, energy per inference (SNN and its
   non-spiking counterpart, both energy models) and NeuroBench's metrics
@@ -32,6 +35,7 @@ from ..config import EnergyConfig, Params, ParamsError, StudentSetup
 from ..data import load_prepared
 from ..data.loading import SplitTensors, load_split
 from ..distillation import kd_loss, total_loss
+from ..hints import HINT_LAYERS, HintedStudent, HintProjections, build_hint_projections
 from ..metrics import spikerate
 from ..models import build_student, build_teacher, count_parameters
 from ..regularizers import logits_penalty, spike_activity_penalty
@@ -39,8 +43,22 @@ from ..training import StepOutput, autocast, fit, pick_device, seed_everything
 from .common import accuracy, checkpoint_path, fingerprint, format_value, load_model_payload, save_model
 
 RUNS = Path("runs")
-METHODS = ("baseline", "mse", "soft_targets", "heterogeneous", "activation", "logits", "combined")
+METHODS = ("baseline", "mse", "soft_targets", "heterogeneous", "activation", "logits", "combined", "feature",
+           "feature_act")
 KD_METHODS = ("mse", "soft_targets", "heterogeneous", "combined")
+"""Methods with a response-based KD term (Eqs. 1-5)."""
+HINT_METHODS = ("feature", "feature_act")
+"""Methods with the feature-based hint term (FitNets, :mod:`lowspike.hints`)."""
+ACTIVATION_METHODS = ("activation", "combined", "feature_act")
+"""Methods with the activation regularizer (Eqs. 9-10)."""
+BEYOND_PAPER_METHODS = ("combined", "feature", "feature_act")
+"""The paper's future work (Sec. VI), not in its tables."""
+SETTING_KEYS: dict[str, tuple[str, ...]] = {
+    "baseline": (), "mse": ("alpha",), "soft_targets": ("tau",), "heterogeneous": ("tau_s", "tau_t"),
+    "activation": ("norm", "lam"), "logits": ("norm", "lam"), "combined": ("tau_s", "tau_t", "norm", "lam"),
+    "feature": ("weight",), "feature_act": ("weight", "norm", "lam"),
+}
+"""The setting of each method, in the order of its run name and command line."""
 EVAL_BATCH_SIZE = 500
 """Test-set inference runs in batches of at least this size (no graph, membranes not kept)."""
 
@@ -72,6 +90,10 @@ class StudentRun:
         if self.method == "combined":
             return (f"het-s{format_value(s['tau_s'])}-t{format_value(s['tau_t'])}"
                     f"+act-{s['norm']}-{format_value(s['lam'])}")
+        if self.method == "feature":
+            return f"feat-w{format_value(s['weight'])}"
+        if self.method == "feature_act":
+            return f"feat-w{format_value(s['weight'])}+act-{s['norm']}-{format_value(s['lam'])}"
         prefix = "act" if self.method == "activation" else "log"
         return f"{prefix}-{s['norm']}-{format_value(s['lam'])}"
 
@@ -80,7 +102,11 @@ class StudentRun:
 
     @property
     def uses_teacher(self) -> bool:
-        return self.method in KD_METHODS
+        return self.method in KD_METHODS or self.method in HINT_METHODS
+
+    @property
+    def uses_hints(self) -> bool:
+        return self.method in HINT_METHODS
 
 
 def student_runs(params: Params, dataset: str) -> list[StudentRun]:
@@ -114,6 +140,14 @@ def student_runs(params: Params, dataset: str) -> list[StudentRun]:
             for t in c.tau_t
             for n in c.norms
             for lam in c.lambdas
+        ]
+        runs += [StudentRun(dataset, "feature", seed, (("weight", w),)) for w in grids.feature.weights]
+        f = grids.feature_act
+        runs += [
+            StudentRun(dataset, "feature_act", seed, (("weight", w), ("norm", n), ("lam", lam)))
+            for w in f.weights
+            for n in f.norms
+            for lam in f.lambdas
         ]
     return runs
 
@@ -213,23 +247,29 @@ def make_student(params: Params, dataset: str, input_shape: tuple[int, ...], num
 
 
 def make_student_loss(run: StudentRun, alpha: float, teacher: nn.Module | None = None,
-                      precision: str = "float32"):
-    """The training loss of ``run``: cross-entropy, plus KD (Eq. 1 with Eq. 2, 4 or 5) and/or
-    ``lambda`` times the spike or logits regularizer (Eqs. 9-10).
+                      precision: str = "float32", hints: HintProjections | None = None):
+    """The training loss of ``run``: cross-entropy, plus KD (Eq. 1 with Eq. 2, 4 or 5), the hint
+    term, and/or ``lambda`` times the spike or logits regularizer (Eqs. 9-10).
 
     MSE KD uses its grid's ``alpha``; soft-target and heterogeneous KD use ``distillation.alpha``.
+    Feature-based KD (FitNets hints, :func:`lowspike.hints.hint_loss`) adds ``w L_hint`` to the
+    cross-entropy, with the teacher's maps (:meth:`forward_with_features`) and the projections
+    ``hints``: ``feature`` is ``CE + w L_hint``, ``feature_act`` is ``CE + w L_hint + lambda Omega``
+    with ``Omega`` the activation regularizer (Eq. 9 with the l1 or l2 norm, Eq. 10).
     Every step reports the batch spikerate (Eq. 12) so training curves show activity.
     """
     setting = run.setting
     if run.uses_teacher and teacher is None:
         raise ValueError(f"{run.name} needs a teacher")
+    if run.uses_hints and hints is None:
+        raise ValueError(f"{run.name} needs its hint projections")
 
     def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepOutput:
         out = model(x)
         ce = F.cross_entropy(out.logits, y)
         loss = ce
         extras = {"ce": float(ce.detach())}
-        if run.uses_teacher:
+        if run.method in KD_METHODS:
             with torch.no_grad():
                 with autocast(precision, x.device):
                     teacher_logits = teacher(x).float()
@@ -244,7 +284,14 @@ def make_student_loss(run: StudentRun, alpha: float, teacher: nn.Module | None =
                              tau_s=setting["tau_s"], tau_t=setting["tau_t"])
                 loss = total_loss(ce, kd, alpha)
             extras["kd"] = float(kd.detach())
-        if run.method in ("activation", "combined"):
+        if run.uses_hints:
+            with torch.no_grad():
+                with autocast(precision, x.device):
+                    _, features = teacher.forward_with_features(x)
+            hint = hints(out.spikes, features)
+            loss = loss + setting["weight"] * hint
+            extras["hint"] = float(hint.detach())
+        if run.method in ACTIVATION_METHODS:
             penalty = spike_activity_penalty(out.spikes, setting["norm"])
             loss = loss + setting["lam"] * penalty
             extras["penalty"] = float(penalty.detach())
@@ -262,9 +309,10 @@ def make_student_loss(run: StudentRun, alpha: float, teacher: nn.Module | None =
 
 def _run_fingerprint(params: Params, run: StudentRun, prepared_sha: dict) -> str:
     setup = setup_for(params, run.dataset)
+    hints = (HINT_LAYERS[(setup.student, setup.teacher)],) if run.uses_hints else ()
     return fingerprint(run.name, run.seed, setup.model_dump(), params.distillation.alpha,
                        params.distillation.surrogate, prepared_sha, params.data.mfcc.model_dump(),
-                       params.data.augment.model_dump())
+                       params.data.augment.model_dump(), *hints)
 
 
 def train_student(params: Params, run: StudentRun, on_epoch=None, progress: bool = False) -> dict[str, Any]:
@@ -276,9 +324,14 @@ def train_student(params: Params, run: StudentRun, on_epoch=None, progress: bool
     prepared, train_data, val_data = _splits(params, run.dataset, device)
     model = make_student(params, run.dataset, train_data.sample_shape, prepared.num_classes).to(device)
     teacher = load_teacher(run.dataset, device) if run.uses_teacher else None
+    hints, trained = None, model
+    if run.uses_hints:
+        hints = build_hint_projections(setup.student, setup.teacher, model, teacher, train_data.sample_shape)
+        hints = hints.to(device)
+        trained = HintedStudent(model, hints)
     run_id = f"student/{run.dataset}/{run.name}/seed{run.seed}"
-    loss_fn = make_student_loss(run, params.distillation.alpha, teacher, setup.precision)
-    result = fit(model, loss_fn, train_data, val_data, cfg, checkpoint_path=checkpoint_path(run_id),
+    loss_fn = make_student_loss(run, params.distillation.alpha, teacher, setup.precision, hints)
+    result = fit(trained, loss_fn, train_data, val_data, cfg, checkpoint_path=checkpoint_path(run_id),
                  fingerprint=_run_fingerprint(params, run, prepared.meta["sha256"]),
                  on_epoch=on_epoch, progress=progress, description=f"{setup.student} {run.name} s{run.seed}")
     folder = run.folder()
@@ -292,6 +345,9 @@ def train_student(params: Params, run: StudentRun, on_epoch=None, progress: bool
         "val_accuracy": best.get("val_accuracy"), "val_spikerate": best.get("val_spikerate"),
         "history": result.history,
     }
+    if hints is not None:
+        summary["hints"] = [list(pair) for pair in hints.pairs]
+        summary["hint_parameters"] = sum(p.numel() for p in hints.parameters())
     write_json(folder / "train.json", summary)  # no wall-clock field: the bytes must repeat
     checkpoint_path(run_id).unlink(missing_ok=True)
     return {**summary, "train_seconds": result.seconds, "resumed_from_epoch": result.resumed_from_epoch}
@@ -479,9 +535,7 @@ def run_from_args(dataset: str, method: str, seed: int, **setting: Any) -> Stude
     """The :class:`StudentRun` a ``train_student_*`` stage names on its command line."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; allowed: {METHODS}")
-    order = {"mse": ("alpha",), "soft_targets": ("tau",), "heterogeneous": ("tau_s", "tau_t"),
-             "activation": ("norm", "lam"), "logits": ("norm", "lam"),
-             "combined": ("tau_s", "tau_t", "norm", "lam"), "baseline": ()}[method]
+    order = SETTING_KEYS[method]
     missing = [k for k in order if setting.get(k) is None]
     if missing:
         raise ParamsError(f"--method {method}: needs {', '.join('--' + k.replace('_', '-') for k in missing)}")
