@@ -104,9 +104,9 @@ def test_points_for_an_architecture_not_run_are_refused(raw_params):
     with pytest.raises(ParamsError, match=r"regularization\.points\.lenet5: got \['l2-3e-6', .*: must be \[\] while "
                                           r"lenet5 is not in archs"):
         validate_params(raw)
-    with pytest.raises(ParamsError, match=r"points\.mlp: must not be empty: mlp is in archs"):
+    with pytest.raises(ParamsError, match=r"regularization\.points\.mlp: got \[\]: must not be empty: mlp is in archs"):
         validate_params(_set(raw_params, "regularization.points.mlp", []))
-    with pytest.raises(ParamsError, match=r"points\.mlp: must not repeat a point"):
+    with pytest.raises(ParamsError, match=r"regularization\.points\.mlp: got .*: must not repeat a point"):
         validate_params(_set(raw_params, "regularization.points.mlp", ["l1-1e-4", "l1-0.0001"]))
 
 
