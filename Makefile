@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv repro repro-serial sweep test test-all bench ui clean-venv browser
+.PHONY: venv repro repro-serial sweep test test-all bench ui exp clean-venv browser
 
 venv: $(STAMP)
 
@@ -59,6 +59,11 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 ui: venv
 	$(BIN)/python -m lowspike.tracking ui --host $(HOST) --port $(PORT)
+
+# The experiments DVC knows (the workspace, main and `dvc exp run` results) with their params
+# and metrics, without the dependency hashes that make the table unreadable.
+exp: venv
+	$(BIN)/dvc exp show --drop 'deps:.*' --drop 'Created'
 
 clean-venv:
 	rm -rf $(VENV)

@@ -459,7 +459,117 @@ def bench_pipeline(quick: bool) -> list[dict]:
     return figures
 
 
-# ------------------------------------------------------------------ 5. cost growth
+# ------------------------------------------------------------------ 5. the fixed cost of a stage
+
+STAGE_IMPORTS = "import lowspike.runtime, lowspike.studies.conversion, lowspike.tracking"
+
+
+def _stage_workspace(root: Path, tracking: bool) -> Path:
+    """A folder holding what ``stages/train_dnn.py --dataset mnist5k --arch mlp --point baseline``
+    reads: the default params.yaml with one epoch (tracking on or off) and the prepared mnist5k."""
+    import yaml
+
+    from lowspike.config import _ParamsLoader, validate_params
+    from lowspike.data import load_raw, write_prepared
+
+    root.mkdir(parents=True, exist_ok=True)
+    raw = yaml.load((ROOT / "params.yaml").read_text(), Loader=_ParamsLoader)
+    raw["regularization"]["train"]["max_epochs"] = 1
+    raw["tracking"]["enabled"] = tracking
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    prepared = ROOT / "data" / "prepared" / "mnist5k"
+    target = root / "data" / "prepared" / "mnist5k"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if prepared.exists():
+        target.symlink_to(prepared)
+    else:
+        write_prepared(load_raw("mnist5k", validate_params(raw).data), target)
+    return root
+
+
+WARM_RUNNER = """
+import sys, time
+from pathlib import Path
+from lowspike.sweep.worker import run_in_process
+cwd, log, env = Path(sys.argv[1]), Path(sys.argv[2]), dict(__import__("os").environ)
+argv = ["stages/train_dnn.py", "--dataset", "mnist5k", "--arch", "mlp", "--point", "baseline"]
+times = []
+for _ in range(int(sys.argv[3])):
+    start = time.perf_counter()
+    code = run_in_process([str(Path(sys.argv[4]) / argv[0]), *argv[1:]], cwd, env, log)
+    times.append(time.perf_counter() - start)
+    assert code == 0, log.read_text()[-2000:]
+print(" ".join(f"{t:.4f}" for t in times))
+"""
+
+
+def bench_stage_cost(quick: bool) -> list[dict]:
+    """Issue 17: the fixed cost of a stage, split into its parts, each a fresh process timed from
+    the outside (median of interleaved rounds): the interpreter, ``import torch``, the imports of a
+    DNN training stage, ``import mlflow``; a one-epoch MLP training stage with MLflow off and on;
+    the same stage run again in a warm process (the sweep runner's warm workers: what a stage costs
+    once the imports are paid); and DVC's own cost of checking one stage (``dvc status``)."""
+    import os
+    import shutil
+    import statistics
+    import tempfile
+
+    python = sys.executable
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "LOWSPIKE_THREADS": "1"}
+    rounds = 1 if quick else 5
+    scratch = Path(tempfile.mkdtemp(prefix="lowspike-stagecost-"))
+    try:
+        quiet = _stage_workspace(scratch / "off", tracking=False)
+        logged = _stage_workspace(scratch / "on", tracking=True)
+        logged_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{logged / 'mlflow.db'}"}
+        stage = [python, str(ROOT / "stages" / "train_dnn.py"), "--dataset", "mnist5k", "--arch", "mlp",
+                 "--point", "baseline"]
+        commands = {
+            "interpreter (python -c pass)": ([python, "-c", "pass"], ROOT, env),
+            "import torch": ([python, "-c", "import torch"], ROOT, env),
+            "import mlflow": ([python, "-c", "import mlflow"], ROOT, env),
+            "imports of a DNN training stage": ([python, "-c", STAGE_IMPORTS + "; import mlflow"], ROOT, env),
+            "training stage, MLflow off": (stage, quiet, env),
+            "training stage, MLflow on": (stage, logged, logged_env),
+        }
+        dvc = Path(python).with_name("dvc")
+        if (ROOT / "dvc.lock").exists():
+            commands["dvc status of one stage"] = ([str(dvc), "status", "train_dnn_baseline@mnist5k-mlp"], ROOT, env)
+        subprocess.run(stage, cwd=logged, env=logged_env, capture_output=True, check=True)  # creates mlflow.db
+        load = os.getloadavg()[0]
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(rounds):
+            for name, (command, cwd, command_env) in commands.items():
+                start = time.perf_counter()
+                proc = subprocess.run(command, cwd=cwd, env=command_env, capture_output=True, text=True)
+                times[name].append(time.perf_counter() - start)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{name}: exit {proc.returncode}: {proc.stderr[-1000:]}")
+        warm = subprocess.run([python, "-c", WARM_RUNNER, str(logged), str(scratch / "warm.log"),
+                               str(rounds + 1), str(ROOT)], env=logged_env, capture_output=True, text=True)
+        if warm.returncode != 0:
+            raise RuntimeError(f"warm worker: {warm.stderr[-2000:]}")
+        warm_times = [float(t) for t in warm.stdout.split()]
+        times["training stage, MLflow on, warm process (2nd run on)"] = warm_times[1:]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    fresh = median["training stage, MLflow on"]
+    figures = [figure(f"{name}", round(value, 2), None, None, "s") for name, value in median.items()]
+    figures[-1]["note"] = f"first run in that process (imports included): {warm_times[0]:.2f} s"
+    overhead = median["training stage, MLflow on"] - median["training stage, MLflow off"]
+    figures.append(figure("MLflow's share of a stage (on - off)", round(overhead, 2), None, None, "s"))
+    warm_value = median["training stage, MLflow on, warm process (2nd run on)"]
+    figures.append(figure("warm-process stage / fresh-interpreter stage", round(warm_value / fresh, 3), None, None,
+                          "x"))
+    floor = median["imports of a DNN training stage"]
+    figures.append(figure("fixed cost of a stage in a warm worker (warm stage, 1-epoch training included)",
+                          round(warm_value, 2), "<= 2", warm_value <= 2, "s",
+                          f"fresh interpreter: {fresh:.2f} s, of which the imports alone {floor:.2f} s; "
+                          f"{rounds} interleaved rounds, load {load:.2f}"))
+    return figures
+
+# ------------------------------------------------------------------ 6. cost growth
 
 def bench_growth(data, quick: bool) -> list[dict]:
     from lowspike.snn.conversion import convert
@@ -530,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--out", default=str(ROOT / "reports"), help="folder for bench.json and bench.md")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--only", nargs="*", default=None, help="sections: simulation spiking dnn pipeline growth")
+    parser.add_argument("--only", nargs="*", default=None, help="sections: simulation spiking dnn pipeline stagecost growth")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -541,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "spiking": lambda: bench_spiking_training(data, args.quick),
         "dnn": lambda: bench_dnn_regularizer(data, args.quick),
         "pipeline": lambda: bench_pipeline(args.quick),
+        "stagecost": lambda: bench_stage_cost(args.quick),
         "growth": lambda: bench_growth(data, args.quick),
     }
     sections = {}

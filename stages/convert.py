@@ -1,4 +1,5 @@
-"""DVC stage `convert@<dataset>-<arch>`: convert every trained DNN of the grid to a rate-coded IF SNN (data-based normalization)."""
+"""DVC stage `convert@<dataset>-<arch>`: convert every trained DNN of the grid to a rate-coded IF SNN
+(data-based normalization)."""
 
 from lowspike import runtime
 from lowspike.studies import conversion

@@ -63,3 +63,18 @@ def test_timed_records_wall_time_peak_rss_and_exit_code(tmp_path):
     assert record["wall_s"] >= 0.2
     assert record["peak_rss_mib"] >= 50
     assert record["command"].endswith("raise SystemExit(3)")
+
+
+def test_stage_cost_splits_a_training_stage_into_its_parts(tmp_path):
+    bench = _load_bench()
+    figures = {f["name"]: f for f in bench.bench_stage_cost(quick=True)}
+    parts = ["interpreter (python -c pass)", "import torch", "imports of a DNN training stage",
+             "training stage, MLflow off", "training stage, MLflow on",
+             "training stage, MLflow on, warm process (2nd run on)"]
+    for name in parts:
+        assert figures[name]["value"] > 0, name
+    assert figures["import torch"]["value"] > figures["interpreter (python -c pass)"]["value"]
+    assert figures["training stage, MLflow off"]["value"] > figures["import torch"]["value"]
+    warm = figures["training stage, MLflow on, warm process (2nd run on)"]["value"]
+    assert warm < figures["training stage, MLflow on"]["value"]
+    assert figures["fixed cost of a stage in a warm worker (warm stage, 1-epoch training included)"]["target"] == "<= 2"

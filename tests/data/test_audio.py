@@ -66,3 +66,13 @@ def test_augmentation_is_deterministic_for_a_generator():
     a = augment_waveforms(x, AugmentConfig(), torch.Generator().manual_seed(1))
     b = augment_waveforms(x, AugmentConfig(), torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_warp_then_shift_in_one_gather_equals_the_two_steps_bit_for_bit():
+    from lowspike.data.audio import time_shift, time_warp, warp_then_shift
+
+    g = torch.Generator().manual_seed(3)
+    waves = torch.randn(6, 1000, generator=g)
+    rates = torch.tensor([0.5, 0.93, 1.0, 1.07, 1.5, 1.2])
+    shifts = torch.tensor([-100, 0, 37, -1, 250, 999])
+    assert torch.equal(warp_then_shift(waves, rates, shifts), time_shift(time_warp(waves, rates), shifts))

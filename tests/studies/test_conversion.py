@@ -138,9 +138,9 @@ def test_evaluate_writes_energy_per_point_and_aggregate_compares_it(tmp_path, mo
         other["energy_ops_snn_j"] < other["energy_ops_dnn_dense_j"])
     assert {(b["model"], b["reference"]) for b in result["break_even"]} == {
         ("ops", "dnn_dense"), ("ops", "dnn_effective"), ("lemaire", "dnn_dense")}
-    summary = read_json(tmp_path / "results/conversion/summary.json")
-    assert summary["digits/mlp/baseline"]["energy_lemaire_snn_j"] == baseline["energy_lemaire_snn_j"]
-    assert "energy_ops_dnn_dense_j" in summary["digits/mlp/baseline"]
+    metrics = read_json(tmp_path / "results/conversion/metrics/digits-mlp-baseline.json")
+    assert metrics["lemaire_uj"] == pytest.approx(baseline["energy_lemaire_snn_j"] * 1e6)
+    assert metrics["ops_snn_over_dnn"] == baseline["energy_ops_snn_over_dnn_dense"]
     csv_header = (tmp_path / "results/conversion/results.csv").read_text().splitlines()[0]
     assert "energy_lemaire_snn_over_dnn_dense" in csv_header
 

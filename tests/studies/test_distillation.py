@@ -236,9 +236,9 @@ def test_teacher_students_evaluation_and_aggregate_end_to_end_on_digits(tmp_path
     assert {(b["model"], b["reference"]) for b in result["break_even"]} == {
         ("ops", "dnn_dense"), ("ops", "teacher_dense"), ("ops", "teacher_effective"), ("lemaire", "dnn_dense"),
         ("lemaire", "teacher_dense")}
-    summary = read_json(tmp_path / "results/distillation/summary.json")
-    assert summary["digits/baseline"]["energy_lemaire_snn_j"] == baseline["energy_lemaire_snn_j_mean"]
-    assert "energy_ops_dnn_effective_j" in summary["digits/teacher"]
+    metrics = read_json(tmp_path / "results/distillation/metrics/digits-baseline.json")
+    assert metrics["lemaire_uj"] == pytest.approx(baseline["energy_lemaire_snn_j_mean"] * 1e6)
+    assert read_json(tmp_path / "results/distillation/metrics/digits-teacher.json")["ops_uj"] > 0
 
 
 def test_diverged_seeds_are_counted_but_left_out_of_the_means(tmp_path):

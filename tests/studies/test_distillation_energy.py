@@ -168,13 +168,15 @@ def test_aggregate_energy_deltas_teacher_ratios_and_break_even_by_hand(tmp_path,
         "break_even_spikerate": 0, "break_even_spikerate_std": 0, "seeds": 3, "baseline_spikerate": 2.0,
         "timesteps": 10, "baseline_snn_j": pytest.approx(32 / 3 * NJ), "dnn_j": 100 * NJ}
 
-    summary = read_json(tmp_path / "results/distillation/summary.json")
-    assert summary["mnist5k/teacher"] == {"accuracy": 0.99, "parameters": 1000, "energy_ops_dnn_dense_j": 100 * NJ,
-                                          "energy_ops_dnn_effective_j": 40 * NJ}
-    assert summary["mnist5k/baseline"]["energy_ops_snn_j"] == pytest.approx(32 / 3 * NJ)
-    assert summary["mnist5k/baseline"]["energy_ops_snn_over_teacher_dense"] == pytest.approx(32 / 300)
-    assert summary["mnist5k/best/ActReg"]["delta_energy_ops_snn"] == pytest.approx(-0.225)
-    assert summary["mnist5k/best/ActReg"]["energy_ops_snn_over_teacher_dense"] == pytest.approx(0.085)
+    metrics = tmp_path / "results/distillation/metrics"
+    teacher = read_json(metrics / "mnist5k-teacher.json")
+    assert teacher["accuracy"] == 0.99 and teacher["ops_uj"] == pytest.approx(100 * NJ * 1e6)
+    baseline_row = read_json(metrics / "mnist5k-baseline.json")
+    assert baseline_row["ops_uj"] == pytest.approx(32 / 3 * NJ * 1e6)
+    assert baseline_row["ops_over_teacher"] == pytest.approx(32 / 300)
+    best = read_json(metrics / "mnist5k-best-ActReg.json")
+    assert best["delta_ops_pct"] == pytest.approx(-22.5)
+    assert best["ops_over_teacher"] == pytest.approx(0.085)
     with open(tmp_path / "results/distillation/results.csv") as handle:
         header = next(csv.reader(handle))
     assert {"energy_ops_snn_j", "delta_energy_ops_snn", "energy_ops_snn_over_teacher_dense"} <= set(header)

@@ -83,6 +83,22 @@ def time_warp(waves: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
     return out * inside
 
 
+def warp_then_shift(waves: torch.Tensor, rates: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """``time_shift(time_warp(waves, rates), shifts)`` in one gather: ``y[b, i] = x[b]((i - s_b) r_b)``
+    where ``0 <= i - s_b < L``. The interpolation position is the same float product as in
+    :func:`time_warp`, so the result is bit-identical, in one pass over the batch instead of two."""
+    length = waves.shape[1]
+    source = torch.arange(length, device=waves.device)[None, :] - shifts[:, None]
+    position = source.to(torch.float32) * rates[:, None]
+    left = position.floor().long()
+    weight = position - left
+    padded = torch.cat([waves, waves.new_zeros(waves.shape[0], 2)], dim=1)
+    left = left.clamp(0, length)
+    right = (left + 1).clamp(max=length + 1)
+    inside = ((source >= 0) & (source < length) & (position <= length - 1)).to(waves.dtype)
+    return ((1 - weight) * padded.gather(1, left) + weight * padded.gather(1, right)) * inside
+
+
 def time_shift(waves: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """Shift each clip right by ``shifts[b]`` samples (left when negative), zero-filled."""
     length = waves.shape[1]
@@ -98,11 +114,17 @@ def augment_waveforms(waves: torch.Tensor, cfg: AugmentConfig,
     out = waves
     if cfg.noise_sigma > 0:
         out = add_noise(out, cfg.noise_sigma, generator)
+    rates = shifts = None
     if cfg.time_warp_sigma > 0:
-        rates = (1.0 + cfg.time_warp_sigma * _normal((batch,), generator, waves.device)).clamp(1 - MAX_WARP, 1 + MAX_WARP)
-        out = time_warp(out, rates)
+        rates = 1.0 + cfg.time_warp_sigma * _normal((batch,), generator, waves.device)
+        rates = rates.clamp(1 - MAX_WARP, 1 + MAX_WARP)
     if cfg.time_shift_alpha > 0:
         limit = cfg.time_shift_alpha * SHIFT_FRACTION * length
         shifts = ((2 * _uniform((batch,), generator, waves.device) - 1) * limit).round().long()
-        out = time_shift(out, shifts)
+    if rates is not None and shifts is not None:
+        return warp_then_shift(out, rates, shifts)
+    if rates is not None:
+        return time_warp(out, rates)
+    if shifts is not None:
+        return time_shift(out, shifts)
     return out

@@ -3,8 +3,8 @@
 Layout under ``out_dir`` (``reports/``)::
 
     regularization.md  regularization.html  distillation.md  distillation.html
-    figures/<name>.png  figures/<name>.svg     (the formats of params ``report.formats``)
-    plots/<name>.csv                            (long tables for ``dvc plots``)
+    figures/<name>.png  svg/<name>.svg          (the formats of params ``report.formats``)
+    plots/<name>.csv                            (the figures' data as long tables)
 
 Every file is written atomically; figures left from an earlier run with other params are removed.
 """
@@ -16,11 +16,10 @@ from pathlib import Path
 from ..artifacts import atomic_path, write_csv, write_text
 from ..config import Params
 from . import distillation, regularization
-from .common import Context, load_results
-from .document import Document, to_markdown
+from .common import Context, describe_profile, load_results
+from .document import FORMAT_DIRS, Document, to_markdown
 from .html import to_html
 
-FIGURE_DIR = "figures"
 PLOT_DIR = "plots"
 
 
@@ -34,10 +33,10 @@ def write_document(doc: Document, out_dir: Path, stem: str) -> list[Path]:
     written = []
     for figure in doc.figures:
         for fmt, data in figure.files.items():
-            target = out_dir / FIGURE_DIR / f"{figure.name}.{fmt}"
+            target = out_dir / FORMAT_DIRS[fmt] / f"{figure.name}.{fmt}"
             _write_bytes(target, data)
             written.append(target)
-    write_text(out_dir / f"{stem}.md", to_markdown(doc, FIGURE_DIR))
+    write_text(out_dir / f"{stem}.md", to_markdown(doc))
     write_text(out_dir / f"{stem}.html", to_html(doc))
     return written
 
@@ -46,7 +45,7 @@ def write_reports(params: Params, conversion_dir: str | Path = "results/conversi
                   distillation_dir: str | Path = "results/distillation", out_dir: str | Path = "reports") -> str:
     """Build and write both reports from the aggregated results; returns a one-line summary."""
     out_dir = Path(out_dir)
-    ctx = Context(profile=params.profile, formats=tuple(params.report.formats), dpi=params.report.dpi)
+    ctx = Context(profile=describe_profile(params), formats=tuple(params.report.formats), dpi=params.report.dpi)
     conversion_file = Path(conversion_dir) / "results.json"
     distillation_file = Path(distillation_dir) / "results.json"
     reg_doc, reg_plots = regularization.build(load_results(conversion_file), params, ctx, source=str(conversion_file))
@@ -54,9 +53,10 @@ def write_reports(params: Params, conversion_dir: str | Path = "results/conversi
                                               source=str(distillation_file))
     figures = write_document(reg_doc, out_dir, "regularization")
     figures += write_document(dist_doc, out_dir, "distillation")
-    for stale in sorted((out_dir / FIGURE_DIR).glob("*")):
-        if stale.suffix in (".png", ".svg") and stale not in figures:
-            stale.unlink()
+    for fmt, folder in FORMAT_DIRS.items():
+        for stale in sorted((out_dir / folder).glob(f"*.{fmt}")):
+            if stale not in figures:
+                stale.unlink()
     for name, rows in {**reg_plots, **dist_plots}.items():
         write_csv(out_dir / PLOT_DIR / f"{name}.csv", rows)
     return (f"{len(reg_doc.tables)} + {len(dist_doc.tables)} tables, {len(reg_doc.figures)} + "

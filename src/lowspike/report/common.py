@@ -12,11 +12,48 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Context:
-    """Rendering settings of one report run (params ``profile`` and section ``report``)."""
+    """Rendering settings of one report run (params ``profile`` and section ``report``).
+
+    ``profile`` is what the captions say of the params: the profile's name when the params
+    equal the profile's file (``profiles/<name>.yaml``), else the name and what differs
+    (:func:`describe_profile`)."""
 
     profile: str
     formats: tuple[str, ...] = ("png", "svg")
     dpi: int = 120
+
+
+PROFILES_DIR = Path("profiles")
+"""The reference params of each named profile (``default.yaml``: the committed params.yaml)."""
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            found.update(_leaves(item, f"{prefix}.{key}" if prefix else str(key)))
+        return found
+    return {prefix: value}
+
+
+def describe_profile(params, profiles_dir: str | Path = PROFILES_DIR, shown: int = 4) -> str:
+    """``default`` when the params equal ``profiles/default.yaml``; otherwise the profile's name
+    and the keys that differ (``default, changed: regularization.train.lr = 0.002 (profile:
+    0.001)``), or ``<name> (no reference file)``."""
+    from ..config import ParamsError, read_params
+
+    reference_file = Path(profiles_dir) / f"{params.profile}.yaml"
+    try:
+        reference = read_params(reference_file)
+    except ParamsError:
+        return f"{params.profile} (no reference file {reference_file})"
+    ours, theirs = _leaves(params.model_dump(mode="json")), _leaves(reference.model_dump(mode="json"))
+    changed = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if not changed:
+        return params.profile
+    listed = "; ".join(f"{k} = {ours.get(k)!r} (profile: {theirs.get(k)!r})" for k in changed[:shown])
+    more = f"; and {len(changed) - shown} more" if len(changed) > shown else ""
+    return f"{params.profile}, changed: {listed}{more}"
 
 
 def load_results(path: str | Path) -> dict[str, Any] | None:

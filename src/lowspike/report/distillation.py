@@ -20,11 +20,13 @@ from ..config import Params
 from . import paper
 from .common import Context, plural, usable
 from .document import Document, Heading, Paragraph
+from .findings import findings_blocks
 from .figures import RenderedFigure, finite, new_figure, placeholder, render
 from .tables import (
     MISSING,
     Table,
     fmt_count,
+    fmt_energy,
     fmt_fraction_percent,
     fmt_lambda,
     fmt_mean_std,
@@ -33,7 +35,10 @@ from .tables import (
 )
 
 FAMILIES = {"KD": ("mse", "soft_targets", "heterogeneous"), "LogReg": ("logits",), "ActReg": ("activation",),
-            "KD+ActReg": ("combined",)}
+            "KD+ActReg": ("combined",), "Feature": ("feature",), "Feature+ActReg": ("feature_act",)}
+BEYOND_PAPER = ("KD+ActReg", "Feature", "Feature+ActReg")
+"""Families the paper did not run (its Sec. VI, future work), marked \u2020 in the tables."""
+BEYOND_MARK = "\u2020"
 # Default of ``studies.distillation.best_per_method`` (a test keeps the two equal); results.json
 # may record the threshold it used as ``best_max_accuracy_loss``.
 DEFAULT_MAX_ACCURACY_LOSS = 0.01
@@ -59,6 +64,8 @@ class DistillationResults:
         self.configurations: list[dict] = results.get("configurations", [])
         self.teachers: list[dict] = results.get("teachers", [])
         self.best: dict[str, dict] = results.get("best", {})
+        self.findings: list[dict] | None = results.get("findings")
+        self.break_even: list[dict] = results.get("break_even", [])
         loss = results.get("best_max_accuracy_loss")
         self.max_accuracy_loss = loss if usable(loss) else DEFAULT_MAX_ACCURACY_LOSS
 
@@ -97,10 +104,14 @@ class DistillationResults:
 
 
 def lowest_spikerate(configs: list[dict], max_accuracy_loss: float) -> dict | None:
-    """The configuration with the lowest mean spikerate delta among those whose mean accuracy
-    delta is at least ``-max_accuracy_loss`` (the rule of Table III)."""
+    """The configuration with the lowest mean spikerate delta among those that lower the
+    spikerate with a mean accuracy delta of at least ``-max_accuracy_loss`` and are not at chance
+    (the rule of Table III, :func:`lowspike.studies.distillation.best_per_method`)."""
+    from ..studies.findings import at_chance
+
     eligible = [c for c in configs if usable(c.get("delta_accuracy_mean")) and usable(c.get("delta_spikerate_mean"))
-                and c["delta_accuracy_mean"] >= -max_accuracy_loss]
+                and c["delta_accuracy_mean"] >= -max_accuracy_loss and c["delta_spikerate_mean"] < 0
+                and not at_chance(c.get("accuracy_mean"), c.get("num_classes"), c.get("total_spikes_mean"))]
     return min(eligible, key=lambda c: c["delta_spikerate_mean"]) if eligible else None
 
 
@@ -163,32 +174,105 @@ def table_baselines(res: DistillationResults, ctx: Context) -> Table:
                                      "Spikerate per timestep"], rows)
 
 
-def table_best(res: DistillationResults, ctx: Context) -> Table:
-    """Table III: the baseline and, per family, the configuration of Table III's rule."""
+def _energy_cell(config: dict | None, model: str, baseline: bool) -> str:
+    if config is None:
+        return MISSING
+    energy = fmt_energy(config.get(f"energy_{model}_snn_j_mean"))
+    return energy if baseline else fmt_pair(energy, _ms(config, f"delta_energy_{model}_snn", _pct))
+
+
+def table_best(res: DistillationResults, ctx: Context, models: list[str] | None = None) -> Table:
+    """Table III: the baseline and, per family, the configuration of Table III's rule, with the
+    energy per inference of each (and its delta against the baseline) per energy model."""
+    models = list(models or [])
     rows = []
     for dataset in res.datasets:
         base = res.baseline(dataset)
         arch = f"{res.student_model(dataset)}/{fmt_count(base.get('parameters')) if base else '?'}/" \
                f"{res.timesteps(dataset)}"
         rows.append([dataset, "Baseline", "baseline" + _diverged_note(base), arch,
-                     fmt_pair(_ms(base, "accuracy", _acc), "="), fmt_pair(_ms(base, "total_spikes", fmt_count), "=")])
+                     fmt_pair(_ms(base, "accuracy", _acc), "="), fmt_pair(_ms(base, "total_spikes", fmt_count), "=")]
+                    + [_energy_cell(base, m, True) for m in models])
         for family, methods in FAMILIES.items():
+            label = family + (BEYOND_MARK if family in BEYOND_PAPER else "")
             best = res.best_of(dataset, family)
             if best is None:
-                reason = (f"none with accuracy delta >= {-100 * res.max_accuracy_loss:g}%"
+                reason = (f"none lowers the spikerate within {100 * res.max_accuracy_loss:g}% accuracy"
                           if res.configs(dataset, methods) else NOT_RUN)
-                rows.append([dataset, family, reason, arch, MISSING, MISSING])
+                rows.append([dataset, label, reason, arch, MISSING, MISSING] + [MISSING for _ in models])
                 continue
-            rows.append([dataset, family, f"{best['run']} ({describe_setting(best)})" + _diverged_note(best), arch,
+            rows.append([dataset, label, f"{best['run']} ({describe_setting(best)})" + _diverged_note(best), arch,
                          fmt_pair(_ms(best, "accuracy", _acc), _ms(best, "delta_accuracy", _pct)),
-                         fmt_pair(_ms(best, "total_spikes", fmt_count), _ms(best, "delta_spikerate", _pct))])
+                         fmt_pair(_ms(best, "total_spikes", fmt_count), _ms(best, "delta_spikerate", _pct))]
+                        + [_energy_cell(best, m, False) for m in models])
     settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
-    caption = (f"Table III: Per family the configuration with the lowest spikerate delta whose accuracy delta "
-               f"(Eq. 11) is at least {-100 * res.max_accuracy_loss:g}% ({settings}). Deltas relative to the "
-               f"same-seed baseline (Eqs. 11, 13) in percent; KD = MSE, soft targets or heterogeneous "
-               f"temperatures; KD+ActReg = heterogeneous KD with activation regularization (the paper's future work).")
+    caption = (f"Table III: Per family the configuration with the lowest spikerate delta that lowers the "
+               f"spikerate with an accuracy delta (Eq. 11) of at least {-100 * res.max_accuracy_loss:g}% and is "
+               f"not at chance ({settings}). Deltas relative to the same-seed baseline (Eqs. 11, 13) in percent; KD "
+               f"= MSE, soft targets or heterogeneous temperatures. {BEYOND_MARK} beyond the paper (its Sec. VI): "
+               f"KD+ActReg = heterogeneous KD with activation regularization; Feature = FitNets hints from the "
+               f"teacher's feature maps to the student's spike rates; Feature+ActReg = hints with activation "
+               f"regularization. Energy: per inference under each energy model (README, Energy), / its delta.")
     return Table("table3", caption, ["Dataset", "Method", "Run", "Arch./Params/T", "Acc / delta acc",
-                                     "Tot. spikes / delta Sr"], rows)
+                                     "Tot. spikes / delta Sr"] + [f"Energy {m} / delta" for m in models], rows)
+
+
+def table_energy(res: DistillationResults, ctx: Context, models: list[str]) -> Table:
+    """Energy per inference of the teacher (FNN), of the baseline student and of its non-spiking
+    counterpart, the SNN/DNN ratios and the break-even spikerates, per energy model."""
+    rows = []
+    for dataset in res.datasets:
+        teacher, base = res.teacher(dataset), res.baseline(dataset)
+        for model in models:
+            entries = {e["reference"]: e for e in res.break_even if e["dataset"] == dataset and e["model"] == model}
+            teacher_j = teacher.get(f"energy_{model}_dnn_dense_j") if teacher else None
+            rows.append([dataset, model,
+                         fmt_energy(teacher_j),
+                         fmt_energy(base.get(f"energy_{model}_snn_j_mean")) if base else NOT_RUN,
+                         fmt_energy(base.get(f"energy_{model}_dnn_dense_j_mean")) if base else NOT_RUN,
+                         fmt_number(base.get(f"energy_{model}_snn_over_dnn_dense_mean"), 2) if base else NOT_RUN,
+                         fmt_number(base.get(f"energy_{model}_snn_over_teacher_dense_mean"), 3) if base else NOT_RUN,
+                         _ms(base, "spikerate", fmt_number) if base else NOT_RUN]
+                        + [fmt_number(entries[r].get("break_even_spikerate"), 2)
+                           if r in entries and usable(entries[r].get("break_even_spikerate"))
+                           else ("none" if r in entries else MISSING) for r in ("dnn_dense", "teacher_dense")])
+    settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
+    caption = (f"Energy per inference ({settings}) under each energy model (README, Energy): the FNN teacher, the "
+               f"baseline student (SNN) and the same layers as a non-spiking network (ReLU, dense MACs). Break-even: "
+               f"the spikerate (Eq. 12, in [0, T]) at which the student would cost as much as that network or as the "
+               f"teacher, its energy assumed affine in its spikes; none: even a silent student costs more.")
+    return Table("energy", caption, ["Dataset", "Energy model", "Teacher", "Baseline SNN", "Same layers, non-spiking",
+                                     "SNN / non-spiking", "SNN / teacher", "Baseline spikerate",
+                                     "Break-even vs non-spiking", "Break-even vs teacher"], rows)
+
+
+def table_neurobench(res: DistillationResults, ctx: Context) -> Table | None:
+    """NeuroBench 2.3.0's own metrics of every student beside our counts (first N test samples)."""
+    rows = []
+    for row in res.rows:
+        report = row.get("neurobench")
+        if not report:
+            continue
+        nb, ours = report.get("neurobench", {}), report.get("lowspike", {})
+        synops = nb.get("SynapticOperations", {}) if isinstance(nb.get("SynapticOperations"), dict) else {}
+        rows.append([row["dataset"], f"{row['run']} s{row['seed']}", str(report.get("samples", "?")),
+                     fmt_number(nb.get("ActivationSparsity"), 4), fmt_count(synops.get("Effective_ACs")),
+                     fmt_count(synops.get("Effective_MACs")), fmt_count(synops.get("Dense")),
+                     fmt_number(nb.get("ConnectionSparsity"), 4), fmt_count(nb.get("Footprint")),
+                     fmt_count(nb.get("ParameterCount")), fmt_count(ours.get("Spikes")),
+                     fmt_count(ours.get("SynOps"))])
+    if not rows:
+        return None
+    caption = ("NeuroBench 2.3.0's metrics of each student, computed with its own classes on the snntorch "
+               "reference network with the same weights (first test samples; `distillation.neurobench_samples`), "
+               "beside our spike and SynOps counts per sample. They agree where the conventions coincide; "
+               "NeuroBench counts the analog first layer's MACs at every timestep (we count the constant current "
+               "once), counts averaged-pooled inputs as MACs per non-zero cell (we count each spike with the fan-out "
+               "of its pooled cell), leaves out biases and residual additions, and rounds weights to 4 decimals in "
+               "ConnectionSparsity.")
+    return Table("neurobench", caption, ["Dataset", "Student", "Samples", "ActivationSparsity", "Effective ACs",
+                                         "Effective MACs", "Dense", "ConnectionSparsity", "Footprint (B)",
+                                         "Parameters", "Our spikes", "Our SynOps"], rows)
 
 
 def table_configurations(res: DistillationResults, ctx: Context) -> Table:
@@ -205,7 +289,7 @@ def table_configurations(res: DistillationResults, ctx: Context) -> Table:
                                              "Total spikes", "Spikerate", "delta acc", "delta Sr"], rows)
 
 
-def paper_table(res: DistillationResults, ctx: Context) -> Table:
+def paper_table(res: DistillationResults, ctx: Context, params: Params | None = None) -> Table:
     """The paper's Tables II-III beside this run, per paper dataset (MNIST, GSC, CIFAR-10)."""
     datasets = [(paper.PAPER_DATASET.get(d, d), d) for d in res.datasets]
     for p in paper.DISTILLATION_BASELINES:
@@ -213,7 +297,8 @@ def paper_table(res: DistillationResults, ctx: Context) -> Table:
             datasets.append((p, None))
     rows = []
     for paper_dataset, dataset in datasets:
-        label = f"{paper.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)} / {dataset or NOT_RUN}"
+        ours_label = paper.dataset_label(dataset, params) if params is not None else (dataset or NOT_RUN)
+        label = f"{paper.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)} / {ours_label}"
         pub = paper.DISTILLATION_BASELINES.get(paper_dataset)
         teacher = res.teacher(dataset) if dataset else None
         base = res.baseline(dataset) if dataset else None
@@ -395,6 +480,34 @@ def figure_regularization(res: DistillationResults, ctx: Context, dataset: str) 
     return render(fig, f"distillation_fig7_regularization_{dataset}", caption, list(ctx.formats), ctx.dpi)
 
 
+def figure_energy_deltas(res: DistillationResults, ctx: Context, dataset: str,
+                         models: list[str]) -> RenderedFigure | None:
+    """Accuracy delta vs energy delta (Eq. 13 applied to the energy per inference) of every
+    configuration, one panel per energy model, one marker per method family."""
+    configs = [c for c in res.configs(dataset) if c["method"] != "baseline"
+               and any(usable(c.get(f"delta_energy_{m}_snn_mean")) for m in models)]
+    if not configs:
+        return None
+    fig, axes = new_figure(1, len(models), width=4.2 * len(models), height=3.4)
+    for ax, model in zip(axes, models):
+        for family, methods in FAMILIES.items():
+            chosen = [c for c in configs if c["method"] in methods
+                      and usable(c.get(f"delta_energy_{model}_snn_mean")) and usable(c.get("delta_accuracy_mean"))]
+            if chosen:
+                ax.plot([100 * c[f"delta_energy_{model}_snn_mean"] for c in chosen],
+                        [100 * c["delta_accuracy_mean"] for c in chosen], marker="o", markersize=4,
+                        linestyle="none", label=family + (BEYOND_MARK if family in BEYOND_PAPER else ""))
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xlabel(f"energy delta, {model} (%)")
+        ax.set_ylabel("accuracy delta (%)")
+        ax.legend(loc="lower left", fontsize=6)
+    caption = (f"Accuracy delta vs energy-per-inference delta of every configuration on {dataset}, per energy model "
+               f"(relative to the same-seed baseline, Eqs. 11 and 13) ({_setting(res, ctx, dataset)}). "
+               f"{BEYOND_MARK}: beyond the paper.")
+    return render(fig, f"distillation_energy_{dataset}", caption, list(ctx.formats), ctx.dpi)
+
+
 def plot_data(res: DistillationResults) -> dict[str, list[dict]]:
     """Per configuration the mean deltas in percent, for ``dvc plots`` (x = spikerate delta)."""
     rows = []
@@ -432,9 +545,20 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
         doc.add(Paragraph(f"Not run here: {', '.join(not_run)} (no dataset of `distillation.datasets` stands in "
                           f"for it); their rows of the paper's tables are shown without a counterpart."))
 
-    doc.add(Heading("Paper vs this run"), paper_table(res, ctx))
+    models = list(params.energy.models)
+    doc.add(*findings_blocks(res.findings if results is not None else None, paper.DISTILLATION_SOURCE,
+                             ctx.profile))
+    doc.add(Heading("Paper vs this run"), paper_table(res, ctx, params))
     doc.add(Heading("Table II: teachers and baselines"), table_baselines(res, ctx))
-    doc.add(Heading("Table III: best configuration per family"), table_best(res, ctx))
+    doc.add(Heading("Table III: best configuration per family"), table_best(res, ctx, models))
+    doc.add(Heading("Energy per inference"), table_energy(res, ctx, models))
+    for dataset in res.datasets:
+        figure = figure_energy_deltas(res, ctx, dataset, models)
+        if figure is not None:
+            doc.add(figure)
+    neurobench = table_neurobench(res, ctx)
+    if neurobench is not None:
+        doc.add(Heading("NeuroBench"), neurobench)
     doc.add(Heading("Knowledge distillation"))
     for method, x_key, number, title in (("mse", "alpha", 2, "MSE knowledge distillation (Eq. 2) vs alpha"),
                                          ("soft_targets", "tau", 3, "Soft-target knowledge distillation (Eq. 4) "

@@ -43,13 +43,18 @@ class Document:
         return next(t for t in self.tables if t.name == name)
 
 
-def figure_file(figure: RenderedFigure, figure_dir: str) -> str:
+FORMAT_DIRS = {"png": "figures", "svg": "svg"}
+"""Where each format goes under ``reports/``: PNGs alone in ``figures/``, the folder ``dvc plots``
+shows (one image per figure there), SVGs in ``svg/``."""
+
+
+def figure_file(figure: RenderedFigure, figure_dir: str | None = None) -> str:
     """The relative path Markdown links to: the PNG when rendered, else the SVG."""
     fmt = "png" if "png" in figure.files else "svg"
-    return f"{figure_dir}/{figure.name}.{fmt}"
+    return f"{figure_dir or FORMAT_DIRS[fmt]}/{figure.name}.{fmt}"
 
 
-def to_markdown(doc: Document, figure_dir: str = "figures") -> str:
+def to_markdown(doc: Document, figure_dir: str | None = None) -> str:
     parts = [f"# {doc.title}"]
     for block in doc.blocks:
         if isinstance(block, Heading):

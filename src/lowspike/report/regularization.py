@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Params
+from ..config import Params, is_beyond_paper
 from . import paper
 from .common import Context, mean_of, plural, usable
 from .document import Document, Heading, Paragraph
+from .findings import findings_blocks
 from .figures import (
     RenderedFigure,
     diverged_handle,
@@ -30,6 +31,7 @@ from .tables import (
     MISSING,
     Table,
     fmt_count,
+    fmt_energy,
     fmt_fraction_percent,
     fmt_lambda,
     fmt_number,
@@ -45,13 +47,25 @@ PAPER_ORDER = ("l2", "l1", "lp0.5", "lp0.01", "hoyer", "hoyer_square")
 NOT_RUN = "not run"
 
 
+BEYOND_MARK = "\u2020"
+"""Marks what the paper did not run (its Sec. 5, future work): ``SynOps\u2020``, ``L1+wL1\u2020``."""
+
+
 def regularizer_label(spec: str) -> str:
-    """The paper's name of a regularizer spec: ``lp0.5`` -> ``L0.5``, ``hoyer_square`` -> ``Hs``."""
-    if spec in NAMED_REGULARIZERS:
-        return NAMED_REGULARIZERS[spec]
-    if spec.startswith("lp"):
-        return "L" + spec[2:]
-    return spec
+    """The paper's name of a regularizer spec: ``lp0.5`` -> ``L0.5``, ``hoyer_square`` -> ``Hs``;
+    beyond the paper: ``synops`` -> ``SynOps\u2020``, ``l1+wl1`` -> ``L1+wL1\u2020``."""
+    activity, _, weight = spec.partition("+")
+    if activity == "synops":
+        label = "SynOps"
+    elif activity in NAMED_REGULARIZERS:
+        label = NAMED_REGULARIZERS[activity]
+    elif activity.startswith("lp"):
+        label = "L" + activity[2:]
+    else:
+        label = activity
+    if weight:
+        label += "+wL1"
+    return label + (BEYOND_MARK if is_beyond_paper(spec) else "")
 
 
 def arch_label(arch: str) -> str:
@@ -66,6 +80,8 @@ class ConversionResults:
         self.rows: list[dict] = results.get("rows", [])
         self.selections: list[dict] = results.get("selections", [])
         self.curves: list[dict] = results.get("curves", [])
+        self.findings: list[dict] | None = results.get("findings")
+        self.break_even: list[dict] = results.get("break_even", [])
 
     @property
     def datasets(self) -> list[str]:
@@ -139,32 +155,39 @@ def selection_table(res: ConversionResults, params: Params, ctx: Context, datase
     """Table 1 (MNIST-like datasets) or Table 2 (CIFAR-10): baseline absolute values, then per
     regularizer the selected lambda with its percent changes and accuracy deltas."""
     max_drop = _max_drop(params, res, dataset)
+    models = list(params.energy.models)
     rows: list[list[str]] = []
     for arch in params.regularization.archs:
         base = res.baseline(dataset, arch)
         if base is None:
-            rows.append([f"{arch_label(arch)} baseline", NOT_RUN, NOT_RUN, NOT_RUN, NOT_RUN])
+            rows.append([f"{arch_label(arch)} baseline"] + [NOT_RUN] * (4 + len(models)))
             continue
         name = f"{arch_label(arch)} baseline" + ("" if _ok(base) else f" ({base.get('status')})")
         rows.append([name, fmt_count(base.get("spikes")), fmt_count(base.get("eflops")),
-                     fmt_count(base.get("synops")), _accuracy_pair(base)])
+                     fmt_count(base.get("synops")), _accuracy_pair(base)]
+                    + [fmt_energy(base.get(f"energy_{m}_snn_j")) for m in models])
         for reg in params.regularization.regularizers:
             chosen = res.selection(dataset, arch, reg)
             if chosen and chosen.get("selected"):
                 rows.append([f"{regularizer_label(reg)} @ {fmt_lambda(chosen['lambda'])}",
                              fmt_percent(chosen.get("spikes_change_pct")), fmt_percent(chosen.get("eflops_change_pct")),
-                             fmt_percent(chosen.get("synops_change_pct")), _delta_pair(chosen)])
+                             fmt_percent(chosen.get("synops_change_pct")), _delta_pair(chosen)]
+                            + [fmt_percent(chosen.get(f"energy_{m}_snn_change_pct")) for m in models])
             else:
                 reason = _unselected_reason(res, dataset, arch, reg, max_drop)
-                rows.append([f"{regularizer_label(reg)}: {reason}", MISSING, MISSING, MISSING, MISSING])
+                rows.append([f"{regularizer_label(reg)}: {reason}", MISSING, MISSING, MISSING, MISSING]
+                            + [MISSING for _ in models])
     archs = " and ".join(arch_label(a) for a in params.regularization.archs)
     caption = (f"Table {number}: Results for {archs} on {dataset} ({_setting(params, ctx, res, dataset)}). "
                f"Baseline rows: spikes, EFLOPS and SynOps per test sample, DNN / SNN accuracy. Regularizer rows: "
                f"the lambda with the fewest SynOps whose SNN accuracy is less than {max_drop:g} pts below the "
-               f"baseline, its % changes vs the baseline and its DNN / SNN accuracy change in percentage points.")
+               f"baseline, its % changes vs the baseline and its DNN / SNN accuracy change in percentage points. "
+               f"Energy: the SNN's per inference under each energy model (README, Energy), baseline in joules, "
+               f"selected models in % change. {BEYOND_MARK}: beyond the paper (its Sec. 5).")
     return Table(f"table{number}-{dataset}", caption,
                  ["Model / Reg. @ lambda", "Spikes / %Spikes", "EFLOPS / %EFLOPS", "SynOps / %SynOps",
-                  "Accuracy DNN / SNN (baseline); change in pts"], rows)
+                  "Accuracy DNN / SNN (baseline); change in pts"]
+                 + [f"Energy {m} / %" for m in models], rows)
 
 
 def _auc_cell(curve: dict | None) -> str:
@@ -232,7 +255,8 @@ def paper_tables(res: ConversionResults, params: Params, ctx: Context) -> list[T
             comparisons.append((paper_dataset, None))
     base_rows, sel_rows = [], []
     for paper_dataset, dataset in comparisons:
-        label = f"{paper.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)} / {dataset or NOT_RUN}"
+        paper_label = paper.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)
+        label = f"{paper_label} / {paper.dataset_label(dataset, params)}"
         archs = list(params.regularization.archs) if dataset else []
         archs += [a for (p, a) in paper.REGULARIZATION_BASELINES if p == paper_dataset and a not in archs]
         for arch in archs:
@@ -326,9 +350,10 @@ def figure_sweep(res: ConversionResults, params: Params, ctx: Context, dataset: 
     axes[5].axis("off")
     if handles:
         axes[5].legend(handles, labels, loc="center", title="regularizer")
+    diverged = sum(1 for p in res.points(dataset, arch) if p.get("status") == "diverged")
     caption = (f"Fig. 2: Metrics of the converted {arch_label(arch)} vs the regularization strength lambda on "
-               f"{dataset} ({_setting(params, ctx, res, dataset)}); dashed: unregularized baseline; red crosses: "
-               f"trainings that diverged.")
+               f"{dataset} ({_setting(params, ctx, res, dataset)}); dashed: unregularized baseline"
+               + (f"; red crosses: the {plural(diverged, 'training')} that diverged." if diverged else "."))
     return render(fig, f"regularization_fig2_{dataset}_{arch}", caption, list(ctx.formats), ctx.dpi)
 
 
@@ -387,6 +412,110 @@ def figure_timesteps(res: ConversionResults, params: Params, ctx: Context, datas
     return render(fig, f"regularization_timesteps_{dataset}_{arch}", caption, list(ctx.formats), ctx.dpi)
 
 
+# ------------------------------------------------------------------------------------ energy
+
+ENERGY_MODEL_LABELS = {"ops": "ops (Horowitz 2014)", "lemaire": "lemaire (Lemaire et al. 2022)"}
+
+
+def figure_accuracy_energy(res: ConversionResults, params: Params, ctx: Context, dataset: str,
+                           arch: str) -> RenderedFigure:
+    """SNN accuracy vs energy per inference of every point, one panel per energy model, the
+    DNN's energy (dense, and zero-skipping for ops) as vertical reference lines."""
+    models = list(params.energy.models)
+    fig, axes = new_figure(1, len(models), width=4.2 * len(models), height=3.4)
+    base = res.baseline(dataset, arch)
+    for ax, model in zip(axes, models):
+        for reg in ["none", *params.regularization.regularizers]:
+            pts = [p for p in res.points(dataset, arch, reg) if _ok(p) and usable(p.get(f"energy_{model}_snn_j"))]
+            if pts:
+                ax.plot([p[f"energy_{model}_snn_j"] for p in pts], [100 * p["snn_accuracy"] for p in pts],
+                        marker="o", markersize=3, linestyle="none" if reg == "none" else "-",
+                        color="black" if reg == "none" else None,
+                        label="baseline" if reg == "none" else regularizer_label(reg))
+        if _ok(base):
+            for key, style, label in ((f"energy_{model}_dnn_dense_j", "--", "DNN (dense)"),
+                                      (f"energy_{model}_dnn_effective_j", ":", "DNN (zero-skipping)")):
+                if usable(base.get(key)):
+                    ax.axvline(base[key], color="black", linestyle=style, linewidth=1, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("energy per inference (J)")
+        ax.set_ylabel("SNN accuracy (%)")
+        ax.set_title(ENERGY_MODEL_LABELS.get(model, model))
+        ax.legend(loc="lower right", fontsize=6)
+    caption = (f"SNN accuracy vs energy per inference of every converted {arch_label(arch)} on {dataset} "
+               f"({_setting(params, ctx, res, dataset)}), per energy model; the vertical lines are the energy of "
+               f"the baseline DNN (dense MACs, and for ops the zero-skipping MACs of Eq. 1): points left of a line "
+               f"cost less than that DNN.")
+    return render(fig, f"regularization_energy_{dataset}_{arch}", caption, list(ctx.formats), ctx.dpi)
+
+
+def break_even_table(res: ConversionResults, params: Params, ctx: Context, dataset: str) -> Table:
+    """Per architecture, energy model and DNN reference: the baseline's spikerate, the break-even
+    spikerate (the SNN costs what its DNN costs) and how many points of the sweep cost less."""
+    rows = []
+    for entry in res.break_even:
+        if entry["dataset"] != dataset:
+            continue
+        arch, model, reference = entry["arch"], entry["model"], entry["reference"]
+        key = f"energy_{model}_snn_cheaper_than_{reference}"
+        points = [p for p in res.points(dataset, arch) if _ok(p) and p.get(key) is not None]
+        cheaper = [p for p in points if p[key]]
+        rows.append([arch_label(arch), ENERGY_MODEL_LABELS.get(model, model),
+                     "DNN dense" if reference == "dnn_dense" else "DNN zero-skipping",
+                     fmt_number(entry.get("baseline_spikerate"), 2), fmt_number(entry.get("break_even_spikerate"), 2)
+                     if usable(entry.get("break_even_spikerate")) else "none (a silent SNN costs more)",
+                     fmt_energy(entry.get("baseline_snn_j")), fmt_energy(entry.get("dnn_j")),
+                     f"{len(cheaper)} of {len(points)}"])
+    caption = (f"Break-even on {dataset} ({_setting(params, ctx, res, dataset)}): the spikerate (spikes per neuron "
+               f"per inference, Eq. 12 of the distillation paper, in [0, T]) at which the converted SNN costs as "
+               f"much as its DNN, assuming the SNN's energy affine in its spikes with the baseline's distribution over "
+               f"layers; and how many points of the sweep cost less than the DNN.")
+    return Table(f"break-even-{dataset}", caption,
+                 ["Model", "Energy model", "Reference", "Baseline spikerate", "Break-even spikerate",
+                  "Baseline SNN", "DNN", "Points cheaper than the DNN"], rows)
+
+
+def beyond_paper_table(res: ConversionResults, params: Params, ctx: Context, dataset: str) -> Table | None:
+    """The regularizers beyond the paper beside the paper's best (fewest SynOps within the
+    accuracy drop): SynOps, EFLOPS, connection sparsity and energy changes."""
+    specs = params.regularization.regularizers
+    beyond = [s for s in specs if is_beyond_paper(s)]
+    if not beyond:
+        return None
+    models = list(params.energy.models)
+    rows = []
+    for arch in params.regularization.archs:
+        paper_best = [res.selection(dataset, arch, s) for s in specs if not is_beyond_paper(s)]
+        paper_best = [s for s in paper_best if s and s.get("selected")]
+        chosen = [min(paper_best, key=lambda s: s["synops_change_pct"])] if paper_best else []
+        for selection in chosen + [res.selection(dataset, arch, s) for s in beyond]:
+            if selection is None:
+                continue
+            row = res.selected_row(dataset, arch, selection["regularizer"])
+            name = regularizer_label(selection["regularizer"])
+            if selection in chosen:
+                name += " (the paper's best here)"
+            if row is None:
+                rows.append([arch_label(arch), name, _unselected_reason(res, dataset, arch, selection["regularizer"],
+                                                                        _max_drop(params, res, dataset))]
+                            + [MISSING] * (5 + len(models)))
+                continue
+            rows.append([arch_label(arch), name, fmt_lambda(row["lambda"]),
+                         fmt_points(row.get("snn_accuracy_delta_pts")),
+                         fmt_percent(row.get("synops_change_pct")), fmt_percent(row.get("eflops_change_pct")),
+                         fmt_fraction_percent(row.get("connection_sparsity")),
+                         fmt_count(row.get("spikes"))]
+                        + [fmt_percent(row.get(f"energy_{m}_snn_change_pct")) for m in models])
+    caption = (f"Beyond the paper on {dataset} ({_setting(params, ctx, res, dataset)}): the SynOps regularizer "
+               f"(activity weighted by each neuron's fan-out, Sorbaro et al. 2020) and joint L1 weight and activity "
+               f"regularization (weight lambda {params.regularization.weight_lambda:g}, weights below "
+               f"{params.regularization.prune_threshold:g} set to 0), each at its selected lambda (Table 1's rule), "
+               f"beside the paper's best regularizer here. Connection sparsity: the fraction of zero weights.")
+    return Table(f"beyond-{dataset}", caption,
+                 ["Model", "Regularizer", "lambda", "SNN acc. change (pts)", "%SynOps", "%EFLOPS",
+                  "Connection sparsity", "Spikes"] + [f"%Energy {m}" for m in models], rows)
+
+
 # ----------------------------------------------------------------------------------- plot data
 
 
@@ -439,7 +568,15 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
         doc.add(Paragraph("CIFAR-10 was not run (`regularization.datasets` = "
                           f"[{', '.join(study.datasets)}]): the paper's Table 2 has no counterpart here."))
 
+    doc.add(*findings_blocks(res.findings if results is not None else None, paper.REGULARIZATION_SOURCE,
+                             ctx.profile))
     doc.add(Heading("Paper vs this run"), *paper_tables(res, params, ctx))
+    doc.add(Paragraph(
+        "Caveat on the paper's spike counts: its Table 1 baselines print 326,185 spikes for the MLP and 4,600,497 "
+        "for LeNet-5, but an IF network emits at most one spike per neuron and timestep: 410 neurons x 100 steps = "
+        "41,000 per sample for the MLP, 6,518 x 100 = 651,800 for LeNet-5. They are not per-sample counts under the "
+        "stated protocol (perhaps summed over a batch or over the input spikes), so compare the relative changes "
+        "(%Spikes, %SynOps), not the absolute values."))
 
     doc.add(Heading("Tables 1-2: selected models"))
     for dataset in res.datasets:
@@ -459,6 +596,20 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
         for arch in study.archs:
             if res.points(dataset, arch):
                 doc.add(figure_accuracy_synops(res, params, ctx, dataset, arch))
+    doc.add(Heading("Energy per inference"))
+    doc.add(Paragraph(
+        "Energy of every converted SNN and of its DNN under the two energy models of the README's Energy section: "
+        "ops (Horowitz 2014: MACs and accumulates only) and lemaire (Lemaire et al. 2022: also the memory "
+        "traffic of weights, membrane potentials and spikes, and event addressing)."))
+    for dataset in res.datasets:
+        doc.add(break_even_table(res, params, ctx, dataset))
+        for arch in study.archs:
+            if any(usable(p.get(f"energy_{m}_snn_j")) for p in res.points(dataset, arch) for m in params.energy.models):
+                doc.add(figure_accuracy_energy(res, params, ctx, dataset, arch))
+    for dataset in res.datasets:
+        table = beyond_paper_table(res, params, ctx, dataset)
+        if table is not None:
+            doc.add(Heading(f"Beyond the paper {BEYOND_MARK}"), table)
     doc.add(Heading("Accuracy vs timestep of the converted SNNs"))
     for dataset in res.datasets:
         for arch in study.archs:

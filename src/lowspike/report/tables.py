@@ -17,8 +17,23 @@ def _usable(value) -> bool:
 
 
 def fmt_count(value) -> str:
-    """A per-sample count rounded to an integer with thousands separators: ``326,185``."""
-    return f"{round(value):,}" if _usable(value) else MISSING
+    """A per-sample count: an integer with thousands separators from 100 up (``326,185``), three
+    significant digits below (``12.3``, ``0.254``: a mean below one spike is not ``0``)."""
+    if not _usable(value):
+        return MISSING
+    if value == 0 or abs(value) >= 100:
+        return f"{round(value):,}"
+    return f"{value:.3g}"
+
+
+def fmt_energy(joules) -> str:
+    """An energy per inference in the unit that keeps it readable: ``12.3 nJ``, ``1.63 uJ``."""
+    if not _usable(joules):
+        return MISSING
+    for unit, scale in (("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
+        if abs(joules) >= scale or unit == "pJ":
+            return f"{joules / scale:.3g} {unit}"
+    return MISSING
 
 
 def fmt_percent(value, digits: int = 2) -> str:

@@ -529,11 +529,17 @@ def evaluate_all(params: Params, dataset: str, arch: str, progress: bool = False
 
 
 def write_aggregate(params: Params, out_dir: str | Path) -> str:
-    """Write results.json, results.csv and the DVC metrics file summary.json."""
+    """Write results.json (with the findings, :mod:`.findings`), results.csv and the DVC metrics
+    directory ``metrics/`` (:func:`metric_rows`)."""
     from ..artifacts import write_csv
+    from .findings import conversion_findings
 
     out_dir = Path(out_dir)
     result = aggregate(params)
+    specs = params.regularization.regularizers
+    result["findings"] = [f.to_dict() for f in conversion_findings(
+        result, [s for s in specs if not is_beyond_paper(s)], [s for s in specs if is_beyond_paper(s)],
+        {"mlp": "MLP", "lenet5": "LeNet-5"})]
     write_json(out_dir / "results.json", result)
     columns = ["dataset", "arch", "point", "regularizer", "lambda", "status", "dnn_accuracy", "snn_accuracy",
                "spikes", "eflops", "synops", "spikes_change_pct", "eflops_change_pct", "synops_change_pct",
@@ -546,22 +552,51 @@ def write_aggregate(params: Params, out_dir: str | Path) -> str:
                     for reference in ENERGY_REFERENCES]
     write_csv(out_dir / "results.csv", result["rows"], columns)
 
-    def numeric_energy(values: dict) -> dict[str, float]:
-        return {k: v for k, v in values.items()
-                if k.startswith("energy_") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    write_metrics(out_dir / "metrics", metric_rows(result, params))
+    return f"{len(result['rows'])} points, {sum(1 for s in result['selections'] if s['selected'])} selections"
 
-    summary: dict[str, Any] = {}
+
+def metric_rows(result: dict, params: Params) -> dict[str, dict[str, Any]]:
+    """What ``dvc metrics show`` lists for the conversion study, one file per row, the same few
+    columns in every file: per dataset and architecture the baseline (absolute values) and the
+    model each regularizer selects (Tables 1-2: its changes in % and pts, its AUC, Table 3), and
+    the mark of each finding."""
+    rows: dict[str, dict[str, Any]] = {}
+    models = list(params.energy.models)
     for row in result["rows"]:
         if row["point"] == BASELINE and row.get("status") == "ok":
-            key = f"{row['dataset']}/{row['arch']}/baseline"
-            summary[key] = {k: row[k] for k in ("dnn_accuracy", "snn_accuracy", "spikes", "eflops", "synops")}
-            summary[key].update({k: v for k, v in numeric_energy(row).items() if not k.endswith("_change_pct")})
+            entry = {"snn_accuracy": row.get("snn_accuracy"), "dnn_accuracy": row.get("dnn_accuracy"),
+                     "spikes": row.get("spikes"), "synops": row.get("synops"), "eflops": row.get("eflops")}
+            entry.update({f"{m}_uj": _microjoules(row.get(f"energy_{m}_snn_j")) for m in models})
+            entry.update({f"{m}_snn_over_dnn": row.get(f"energy_{m}_snn_over_dnn_dense") for m in models})
+            rows[f"{row['dataset']}-{row['arch']}-baseline"] = entry
+    curves = {(c["dataset"], c["arch"], c["regularizer"]): c for c in result["curves"]}
     for selection in result["selections"]:
-        key = f"{selection['dataset']}/{selection['arch']}/{selection['regularizer']}"
-        summary[key] = {k: v for k, v in selection.items() if k.endswith(("_pct", "_pts")) or k == "lambda"}
-        summary[key].update(numeric_energy(selection))
-    for curve in result["curves"]:
-        key = f"{curve['dataset']}/{curve['arch']}/{curve['regularizer']}"
-        summary.setdefault(key, {}).update({"auc": curve["auc"], "auc_smoothed": curve["auc_smoothed"]})
-    write_json(out_dir / "summary.json", summary)
-    return f"{len(result['rows'])} points, {sum(1 for s in result['selections'] if s['selected'])} selections"
+        key = (selection["dataset"], selection["arch"], selection["regularizer"])
+        entry = {"lambda": selection.get("lambda"), "snn_accuracy_pts": selection.get("snn_accuracy_delta_pts"),
+                 "spikes_pct": selection.get("spikes_change_pct"), "synops_pct": selection.get("synops_change_pct"),
+                 "eflops_pct": selection.get("eflops_change_pct"),
+                 "auc_smoothed": curves.get(key, {}).get("auc_smoothed")}
+        entry.update({f"{m}_uj": _microjoules(selection.get(f"energy_{m}_snn_j")) for m in models})
+        entry.update({f"{m}_pct": selection.get(f"energy_{m}_snn_change_pct") for m in models})
+        rows["-".join(key).replace("+", "_")] = entry
+    for finding in result.get("findings", []):
+        rows[f"finding-{finding['key']}"] = {"finding": finding["mark"]}
+    return rows
+
+
+def _microjoules(joules: float | None) -> float | None:
+    return None if joules is None else joules * 1.0e6
+
+
+def write_metrics(folder: Path, rows: dict[str, dict[str, Any]]) -> None:
+    """One small JSON file per row in ``folder`` (a DVC metrics directory), stale files removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, values in rows.items():
+        write_json(folder / f"{name}.json", values)
+    for stale in folder.glob("*.json"):
+        if stale.stem not in rows:
+            stale.unlink()
+
+
+

@@ -442,7 +442,7 @@ def evaluate_student(params: Params, run: StudentRun, device=None) -> dict[str, 
     record = {
         "dataset": run.dataset, "run": run.name, "method": run.method, "setting": run.setting, "seed": run.seed,
         "model": trained["model"], "parameters": count_parameters(model), "status": trained["status"],
-        "epochs_run": trained["epochs_run"], **metrics,
+        "epochs_run": trained["epochs_run"], "num_classes": prepared.num_classes, **metrics,
     }
     if trained["status"] != "diverged":
         record.update(student_energy(metrics["layers"], params.energy))
@@ -732,6 +732,7 @@ def aggregate(params: Params, eval_root: Path = RUNS / "student_eval", teacher_r
                  "setting": group[0].get("setting", {}), "seeds": len(group),
                  "diverged": sum(1 for r in group if r.get("status") == "diverged")}
         entry["parameters"] = group[0].get("parameters")
+        entry["num_classes"] = group[0].get("num_classes")
         finished = [r for r in group if r.get("status") != "diverged"]
         energy_keys = dict.fromkeys(k for r in finished for k, v in r.items() if _is_energy_figure(k, v))
         for key in ("accuracy", "total_spikes", "spikerate", "spikerate_per_timestep", "delta_accuracy",
@@ -749,21 +750,33 @@ BEST_MAX_ACCURACY_LOSS = 0.01
 """Table III keeps configurations whose mean relative accuracy delta is at least -1%."""
 
 
-def best_per_method(configurations: list[dict], dataset: str, max_accuracy_loss: float = BEST_MAX_ACCURACY_LOSS) -> dict[str, dict]:
-    """Table III: per family (KD, logits regularization, activation regularization, and KD
-    combined with activation regularization) the
-    configuration with the lowest spikerate delta whose relative accuracy delta is at least
-    ``-max_accuracy_loss``. The selected configurations carry every figure of :func:`aggregate`'s
-    configurations, energies and their deltas included."""
-    families = {"KD": ("mse", "soft_targets", "heterogeneous"), "LogReg": ("logits",), "ActReg": ("activation",),
-                "KD+ActReg": ("combined",)}
+FAMILIES = {"KD": ("mse", "soft_targets", "heterogeneous"), "LogReg": ("logits",), "ActReg": ("activation",),
+            "KD+ActReg": ("combined",), "Feature": ("feature",), "Feature+ActReg": ("feature_act",)}
+"""Table III's families; the last three are beyond the paper (its Sec. VI, future work)."""
+BEYOND_PAPER_FAMILIES = ("KD+ActReg", "Feature", "Feature+ActReg")
+
+
+def best_per_method(configurations: list[dict], dataset: str,
+                    max_accuracy_loss: float = BEST_MAX_ACCURACY_LOSS) -> dict[str, dict]:
+    """Table III: per family (:data:`FAMILIES`) the configuration with the lowest spikerate delta
+    that lowers the spikerate (delta < 0) with a relative accuracy delta of at least
+    ``-max_accuracy_loss``. A configuration at chance accuracy (collapsed or silent) is never
+    best, and nothing is when the baseline itself is at chance (every "gain" would be noise). The
+    selected configurations carry every figure of :func:`aggregate`'s configurations, energies
+    and their deltas included."""
+    from .findings import at_chance
+
+    base = next((c for c in configurations if c["dataset"] == dataset and c["method"] == "baseline"), None)
+    if base is None or at_chance(base.get("accuracy_mean"), base.get("num_classes"), base.get("total_spikes_mean")):
+        return {}
     best: dict[str, dict] = {}
-    for family, methods in families.items():
+    for family, methods in FAMILIES.items():
         candidates = [
             c for c in configurations
             if c["dataset"] == dataset and c["method"] in methods
             and c.get("delta_accuracy_mean") is not None and c["delta_accuracy_mean"] >= -max_accuracy_loss
-            and c.get("delta_spikerate_mean") is not None
+            and c.get("delta_spikerate_mean") is not None and c["delta_spikerate_mean"] < 0
+            and not at_chance(c.get("accuracy_mean"), c.get("num_classes"), c.get("total_spikes_mean"))
         ]
         if candidates:
             best[family] = min(candidates, key=lambda c: c["delta_spikerate_mean"])
@@ -782,17 +795,57 @@ def summary_energy(config: dict, models: list[str], figures: tuple[str, ...]) ->
     return {key: config[f"{key}_mean"] for key in wanted if _is_energy_figure(key, config.get(f"{key}_mean"))}
 
 
+def metric_rows(result: dict, models: list[str]) -> dict[str, dict[str, Any]]:
+    """What ``dvc metrics show`` lists for the distillation study, one file per row with the same
+    few columns: per dataset the teacher and the baseline (absolute values; energies in uJ per
+    inference), the best configuration of each Table III family (relative deltas in %, Eqs.
+    11, 13), and the mark of each finding."""
+    def pct(value):
+        return None if value is None else 100.0 * value
+
+    def uj(value):
+        return None if value is None else value * 1.0e6
+
+    rows: dict[str, dict[str, Any]] = {}
+    for teacher in result["teachers"]:
+        rows[f"{teacher['dataset']}-teacher"] = {
+            "run": teacher.get("model"), "accuracy": teacher.get("accuracy"),
+            **{f"{m}_uj": uj(teacher.get(f"energy_{m}_dnn_dense_j")) for m in models}}
+    for config in result["configurations"]:
+        if config["method"] == "baseline":
+            rows[f"{config['dataset']}-baseline"] = {
+                "run": "baseline", "accuracy": config.get("accuracy_mean"), "spikerate": config.get("spikerate_mean"),
+                "total_spikes": config.get("total_spikes_mean"),
+                **{f"{m}_uj": uj(config.get(f"energy_{m}_snn_j_mean")) for m in models},
+                **{f"{m}_over_teacher": config.get(f"energy_{m}_snn_over_teacher_dense_mean") for m in models}}
+    for dataset, families in result["best"].items():
+        for family, config in families.items():
+            rows[f"{dataset}-best-{family.replace('+', '_')}"] = {
+                "run": config["run"], "delta_accuracy_pct": pct(config.get("delta_accuracy_mean")),
+                "delta_spikerate_pct": pct(config.get("delta_spikerate_mean")),
+                **{f"{m}_uj": uj(config.get(f"energy_{m}_snn_j_mean")) for m in models},
+                **{f"{m}_over_teacher": config.get(f"energy_{m}_snn_over_teacher_dense_mean") for m in models},
+                **{f"delta_{m}_pct": pct(config.get(f"delta_energy_{m}_snn_mean")) for m in models}}
+    for finding in result.get("findings", []):
+        rows[f"finding-{finding['key']}"] = {"finding": finding["mark"]}
+    return rows
+
+
 def write_aggregate(params: Params, out_dir: str | Path) -> str:
     """Write results.json (rows, configurations, teachers, Table III selections, break-even
-    spikerates), results.csv and the DVC metrics file summary.json (teachers', baselines' and
-    selected configurations' accuracy, spikes and energies)."""
+    spikerates, findings), results.csv and the DVC metrics directory ``metrics/``
+    (:func:`metric_rows`)."""
     from ..artifacts import write_csv
+    from .conversion import write_metrics
+    from .findings import distillation_findings
 
     out_dir = Path(out_dir)
     result = aggregate(params)
     result["best"] = {dataset: best_per_method(result["configurations"], dataset, BEST_MAX_ACCURACY_LOSS)
                       for dataset in params.distillation.datasets}
     result["best_max_accuracy_loss"] = BEST_MAX_ACCURACY_LOSS
+    num_classes = {c["dataset"]: c.get("num_classes") for c in result["configurations"] if c["method"] == "baseline"}
+    result["findings"] = [f.to_dict() for f in distillation_findings(result, params.distillation.datasets, num_classes)]
     write_json(out_dir / "results.json", result)
     models = list(params.energy.models)
     columns = ["dataset", "run", "method", "seed", "status", "accuracy", "total_spikes", "spikerate",
@@ -802,23 +855,5 @@ def write_aggregate(params: Params, out_dir: str | Path) -> str:
                     f"energy_{model}_snn_over_dnn_dense", f"energy_{model}_snn_over_teacher_dense",
                     f"energy_{model}_break_even_spikerate_dense"]
     write_csv(out_dir / "results.csv", result["rows"], columns)
-    summary: dict[str, Any] = {}
-    for teacher in result["teachers"]:
-        summary[f"{teacher['dataset']}/teacher"] = {
-            **{k: teacher.get(k) for k in ("accuracy", "parameters")},
-            **{f"energy_{m}_{net}_j": teacher[f"energy_{m}_{net}_j"] for m in models for net in TEACHER_REFERENCES
-               if _is_energy_figure(f"energy_{m}_{net}_j", teacher.get(f"energy_{m}_{net}_j"))}}
-    for config in result["configurations"]:
-        if config["method"] == "baseline":
-            summary[f"{config['dataset']}/baseline"] = {
-                **{k: config.get(f"{k}_mean") for k in ("accuracy", "total_spikes", "spikerate")},
-                **{k: v for k, v in summary_energy(config, models, SUMMARY_ENERGY_FIGURES).items()
-                   if not k.startswith("delta_")}}
-    for dataset, families in result["best"].items():
-        for family, config in families.items():
-            summary[f"{dataset}/best/{family}"] = {
-                "run": config["run"], "delta_accuracy": config.get("delta_accuracy_mean"),
-                "delta_spikerate": config.get("delta_spikerate_mean"),
-                **summary_energy(config, models, ("snn_j", "snn_over_dnn_dense", "snn_over_teacher_dense"))}
-    write_json(out_dir / "summary.json", summary)
+    write_metrics(out_dir / "metrics", metric_rows(result, models))
     return f"{len(result['rows'])} students, {len(result['teachers'])} teachers"

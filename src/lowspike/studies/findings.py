@@ -12,7 +12,8 @@ more than EFLOPS (Sec. 4.1); (d) the baseline SNN is within 1 pt of its DNN. Bey
 the paper's best regularizer at equal accuracy.
 
 Distillation paper (Louis et al.): (e) activation regularization cuts the spikerate by >= 50%
-within 1% relative accuracy (Table III, MNIST -87.8%); (f) with tau_s = 1, heterogeneous KD lowers
+within 1% relative accuracy on MNIST (Table III, -87.8%), and (e2) on GSC and CIFAR-10 by the same
+fraction of the paper's -26.7% and -7.3%; (f) with tau_s = 1, heterogeneous KD lowers
 the spikerate more as tau_t grows, and (1, 8) is below the baseline (Fig. 5); (g) MSE KD does not
 lower it (Fig. 2); (h) logits regularization lowers it (Fig. 7, Table III). Beyond the paper (its
 Sec. VI): (k) KD combined with activation regularization and (l) feature-based KD against the best
@@ -30,7 +31,12 @@ CHANCE_MARGIN = 0.05
 SYNOPS_CUT = -80.0
 MAX_DROP_PTS = 0.5
 SNN_DNN_GAP_PTS = 1.0
-SPIKERATE_CUT = -0.5
+SPIKERATE_CUTS = {"mnist": -0.50, "gsc": -0.15, "cifar10": -0.04}
+"""(e) per paper dataset: the paper's ActReg cuts the spikerate by 87.8% (MNIST), 26.7% (GSC) and
+7.3% (CIFAR-10) (Table III); the claim is held at 50% on MNIST and at the same fraction (57%) of
+the paper's figure on the others."""
+STAND_IN = {"mnist": "mnist", "mnist5k": "mnist", "digits": "mnist", "gsc": "gsc", "spoken-commands": "gsc",
+            "cifar10": "cifar10"}
 MAX_ACCURACY_LOSS = 0.01
 
 REG_LABELS = {"l1": "L1", "l2": "L2", "hoyer": "H", "hoyer_square": "Hs", "synops": "SynOps"}
@@ -208,7 +214,8 @@ def conversion_findings(result: dict, paper_specs: Iterable[str], beyond_specs: 
             best = min(ours, key=lambda s: s["synops_change_pct"])
             ratio = (100 + best["synops_change_pct"]) / max(100 + reference["synops_change_pct"], 1e-9)
             marks.append(HOLDS if best["synops_change_pct"] < reference["synops_change_pct"] else FAILS)
-            numbers[f"{dataset}/{arch}"] = {"ours": best["regularizer"], "ours_synops_change_pct": best["synops_change_pct"],
+            numbers[f"{dataset}/{arch}"] = {"ours": best["regularizer"],
+                                            "ours_synops_change_pct": best["synops_change_pct"],
                                             "ours_eflops_change_pct": best.get("eflops_change_pct"),
                                             "paper_best": reference["regularizer"],
                                             "paper_best_synops_change_pct": reference["synops_change_pct"],
@@ -258,23 +265,35 @@ def distillation_findings(result: dict, datasets: Iterable[str], num_classes: di
         return bool(base) and not at_chance(base[0].get("accuracy_mean"), num_classes.get(dataset),
                                             base[0].get("total_spikes_mean"))
 
-    # (e)
-    marks, lines = [], []
-    for dataset in datasets:
-        configs = _configs(result, dataset, ["activation"])
-        if not configs or not baseline_ok(dataset):
-            marks.append(NOT_RUN)
-            lines.append(f"{dataset}: {'baseline at chance' if configs else 'no activation regularization run'}")
-            continue
-        best = _best_within(configs, num_classes.get(dataset))
-        if best is None:
-            marks.append(FAILS)
-            lines.append(f"{dataset}: no configuration within 1% accuracy")
-            continue
-        marks.append(HOLDS if best["delta_spikerate_mean"] <= SPIKERATE_CUT else FAILS)
-        lines.append(f"{dataset}: {_describe(best)}")
-    findings.append(Finding("e", "distillation", "Activation regularization cuts the spikerate by >= 50% within 1% "
-                            "accuracy (paper, MNIST: -87.8% at +0.0%)", _combine(marks), "; ".join(lines)))
+    # (e): the paper's claim is its MNIST figure; GSC and CIFAR-10 are checked against theirs, apart
+    for key, papers, claim in (
+            ("e", ("mnist",), "Activation regularization cuts the spikerate by >= 50% within 1% accuracy on MNIST "
+                              "(paper Table III: -87.8% at +0.00%)"),
+            ("e2", ("gsc", "cifar10"), "Activation regularization cuts the spikerate within 1% accuracy on GSC and "
+                                       "CIFAR-10 by >= 57% of the paper's figure: >= 15% on GSC (paper: -26.7%), "
+                                       ">= 4% on CIFAR-10 (paper: -7.3%)")):
+        marks, lines = [], []
+        for dataset in datasets:
+            if STAND_IN.get(dataset, "mnist") not in papers:
+                continue
+            configs = _configs(result, dataset, ["activation"])
+            if not configs or not baseline_ok(dataset):
+                marks.append(NOT_RUN)
+                lines.append(f"{dataset}: {'baseline at chance' if configs else 'no activation regularization run'}")
+                continue
+            cut = SPIKERATE_CUTS[STAND_IN.get(dataset, "mnist")]
+            best = _best_within(configs, num_classes.get(dataset))
+            if best is None:
+                marks.append(FAILS)
+                lines.append(f"{dataset}: no configuration within 1% accuracy ("
+                             + ", ".join(f"{c['run']}: spikerate {100 * c['delta_spikerate_mean']:+.1f}%, accuracy "
+                                         f"{100 * c['delta_accuracy_mean']:+.2f}%" for c in configs
+                                         if c.get("delta_spikerate_mean") is not None
+                                         and c.get("delta_accuracy_mean") is not None) + ")")
+                continue
+            marks.append(HOLDS if best["delta_spikerate_mean"] <= cut else FAILS)
+            lines.append(f"{dataset} (needs <= {100 * cut:.0f}%): {_describe(best)}")
+        findings.append(Finding(key, "distillation", claim, _combine(marks), "; ".join(lines) or "not run"))
 
     # (f)
     marks, lines = [], []
@@ -332,7 +351,8 @@ def distillation_findings(result: dict, datasets: Iterable[str], num_classes: di
                 continue
             marks.append(HOLDS if ours["delta_spikerate_mean"] < reference["delta_spikerate_mean"] else FAILS)
             lines.append(f"{dataset}: {_describe(ours)} vs ActReg {_describe(reference)}")
-        findings.append(Finding(key, "distillation", f"{title} beats the paper's best method (ActReg) at equal accuracy "
+        findings.append(Finding(key, "distillation", f"{title} beats the paper's best method (ActReg) at equal "
+                                "accuracy "
                                 "(a lower spikerate within 1% accuracy)", _combine(marks),
                                 "; ".join(lines) or "not in the grid", beyond_paper=True))
     return findings

@@ -3,7 +3,7 @@
 ``python -m lowspike.sweep`` (``make repro``) plans with DVC's API, runs one Ray task per
 stale stage in dependency order on a local Ray instance or an existing cluster, and records
 every finished stage in dvc.lock and the DVC cache exactly as ``dvc repro`` would.
-``python -m lowspike.sweep plan --params params.paper.yaml`` prices a params profile.
+``python -m lowspike.sweep plan --params profiles/paper.yaml`` prices a params profile.
 """
 
 from .pipeline import Pipeline, Recorder, StageSpec, SweepError, plan

@@ -41,7 +41,7 @@ def _run_parser(sub) -> None:
 
 def _plan_parser(sub) -> None:
     parser = sub.add_parser("plan", help="price a params profile: stages, CPU/GPU-hours, wall time on N workers")
-    parser.add_argument("--params", default="params.paper.yaml", help="the profile to price")
+    parser.add_argument("--params", default="profiles/paper.yaml", help="the profile to price")
     parser.add_argument("--root", default=".", help="where dvc.yaml lives (default: the current directory)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 16, 64],
                         help="worker counts to give the wall time for")

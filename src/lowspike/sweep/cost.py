@@ -39,7 +39,8 @@ GSC_SPLITS = (84843, 9981, 11005)
 IMAGE_TEST_SIZE = {"mnist": 10000, "cifar10": 10000}
 IMAGE_TRAIN_SIZE = {"mnist": 60000, "cifar10": 50000}
 IMAGE_SHAPES = {"mnist": (1, 28, 28), "mnist5k": (1, 28, 28), "digits": (1, 8, 8), "cifar10": (3, 32, 32)}
-KD_METHODS = ("mse", "soft_targets", "heterogeneous", "combined")
+KD_METHODS = ("mse", "soft_targets", "heterogeneous", "combined", "feature", "feature_act")
+"""Methods whose every step runs the teacher too (KD, and the hint methods that read its features)."""
 SIMULATION_PROBE_STEPS = 5
 
 
