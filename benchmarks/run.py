@@ -363,6 +363,14 @@ def bench_spiking_training(data, quick: bool) -> list[dict]:
             ratio = paired_ratio(times, ours, floor)
             figures.append(figure(f"{label} train step: {ours} / same network with ReLU ({floor})",
                                   round(ratio, 2), "<= 2", ratio <= 2, "x"))
+        for floor in ("ReLU", "ReLU bf16"):
+            ratio = paired_ratio(times, floor, "SpikingJelly nodes")
+            share = 1 - statistics.median(times[floor]) / statistics.median(times["SpikingJelly nodes"])
+            figures.append(figure(f"{label} train step: {floor} / SpikingJelly multi-step nodes (the lowest ratio "
+                                  f"any neuron can reach with {'bf16' if 'bf16' in floor else 'fp32'} convolutions)",
+                                  round(ratio, 2), None, None, "x",
+                                  f"SpikingJelly's neurons take {100 * share:.0f}% of its step; the rest is the "
+                                  "network without neurons"))
         if "snntorch loop" in times:
             ratio = paired_ratio(times, "snntorch loop", "ours")
             figures.append(figure(f"{label} train step: plain snntorch loop / ours", round(ratio, 2), None, None,

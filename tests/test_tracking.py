@@ -40,3 +40,34 @@ def test_unwritable_store_warns_once_and_the_stage_goes_on(tmp_path, monkeypatch
     assert finished
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: MLflow")]
     assert len(warnings) == 1
+
+
+def test_default_tags_name_the_experiment_commit_dirty_flag_and_params_hash(tmp_path, monkeypatch):
+    import hashlib
+    import subprocess
+
+    from lowspike.tracking import default_tags
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    params = tmp_path / "params.yaml"
+    params.write_text("a: 1\n")
+    git("init", "-q")
+    git("add", "params.yaml")
+    git("commit", "-qm", "params")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    for name in ("LOWSPIKE_GIT_COMMIT", "LOWSPIKE_GIT_DIRTY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DVC_STAGE", "train_dnn_baseline@mnist5k-mlp")
+    monkeypatch.setenv("DVC_EXP_NAME", "spiky-lamb")
+    clean = default_tags()
+    assert clean == {"dvc.stage": "train_dnn_baseline@mnist5k-mlp", "dvc.exp_name": "spiky-lamb",
+                     "mlflow.source.git.commit": commit, "git.commit": commit, "git.dirty": "false",
+                     "params.sha256": hashlib.sha256(b"a: 1\n").hexdigest()[:16]}
+    params.write_text("a: 2\n")
+    edited = default_tags()
+    assert edited["git.dirty"] == "true" and edited["git.commit"] == commit
+    assert edited["params.sha256"] == hashlib.sha256(b"a: 2\n").hexdigest()[:16] != clean["params.sha256"]
