@@ -371,6 +371,12 @@ def bench_spiking_training(data, quick: bool) -> list[dict]:
                                   round(ratio, 2), None, None, "x",
                                   f"SpikingJelly's neurons take {100 * share:.0f}% of its step; the rest is the "
                                   "network without neurons"))
+        neurons = {name: statistics.median(times[name]) - statistics.median(times[floor])
+                   for name, floor in (("ours", "ReLU"), ("SpikingJelly nodes", "ReLU"))}
+        figures.append(figure(f"{label} neurons' share of a train step: ours / SpikingJelly multi-step nodes "
+                              "(step minus the same network with ReLU)", round(neurons["ours"] / neurons[
+                                  "SpikingJelly nodes"], 2), None, None, "x",
+                              f"{1000 * neurons['ours']:.1f} ms vs {1000 * neurons['SpikingJelly nodes']:.1f} ms"))
         if "snntorch loop" in times:
             ratio = paired_ratio(times, "snntorch loop", "ours")
             figures.append(figure(f"{label} train step: plain snntorch loop / ours", round(ratio, 2), None, None,
@@ -496,13 +502,14 @@ def _stage_workspace(root: Path, tracking: bool) -> Path:
 
 
 WARM_RUNNER = """
-import sys, time
+import shutil, sys, time
 from pathlib import Path
 from lowspike.sweep.worker import run_in_process
 cwd, log, env = Path(sys.argv[1]), Path(sys.argv[2]), dict(__import__("os").environ)
 argv = ["stages/train_dnn.py", "--dataset", "mnist5k", "--arch", "mlp", "--point", "baseline"]
 times = []
 for _ in range(int(sys.argv[3])):
+    shutil.rmtree(cwd / ".cache" / "checkpoints", ignore_errors=True)
     start = time.perf_counter()
     code = run_in_process([str(Path(sys.argv[4]) / argv[0]), *argv[1:]], cwd, env, log)
     times.append(time.perf_counter() - start)
@@ -548,6 +555,7 @@ def bench_stage_cost(quick: bool) -> list[dict]:
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(rounds):
             for name, (command, cwd, command_env) in commands.items():
+                shutil.rmtree(cwd / ".cache" / "checkpoints", ignore_errors=True)  # train, do not resume
                 start = time.perf_counter()
                 proc = subprocess.run(command, cwd=cwd, env=command_env, capture_output=True, text=True)
                 times[name].append(time.perf_counter() - start)

@@ -138,3 +138,75 @@ def test_plan_mode_counts_the_tiny_profile_and_prices_its_stages(tmp_path):
     assert estimate["gpu_hours"] is None or estimate["gpu_hours"] > 0
     calibration = next(v for k, v in estimate["measurements"].items() if k.startswith("calibration"))
     assert calibration["samples"] == 1258 and calibration["calibration_bytes"] >= 0
+
+
+def _spec(name: str, *upstream: str):
+    from lowspike.sweep.pipeline import StageSpec
+
+    return StageSpec(name=name, commands=(), wdir=".", deps=(), params_files=(), outs=(), upstream=upstream)
+
+
+# train_a -> convert -> simulate -> report, student -> report: DVC's order lists the student last
+CHAIN = [_spec("train_a"), _spec("convert", "train_a"), _spec("simulate", "convert"), _spec("student"),
+         _spec("report", "simulate", "student")]
+
+
+def test_the_queue_puts_the_longest_chain_ahead_first_and_keeps_dependencies_in_order():
+    from lowspike.sweep.pipeline import critical_path_order
+
+    unit = [spec.name for spec in critical_path_order(CHAIN)]
+    assert unit == ["train_a", "convert", "simulate", "student", "report"]  # ranks 4, 3, 2, 2 (tie: DVC), 1
+    seconds = {"train_a": 1.0, "convert": 1.0, "simulate": 5.0, "student": 10.0, "report": 1.0}
+    weighted = [spec.name for spec in critical_path_order(CHAIN, seconds)]
+    assert weighted == ["student", "train_a", "convert", "simulate", "report"]  # 11 > 8 > 7 > 6 > 1
+
+
+def test_the_runner_queue_starts_the_long_chain_beside_independent_work():
+    from lowspike.sweep.cost import list_schedule
+
+    # DVC lists the two students first: taken in that order, two workers end at 10 s
+    # (s1, s2 | train_a at 3, simulate 4-9, report 9-10); by rank, train_a and its simulation
+    # start at once and the students fill the other worker: 7 s
+    stages = [StageWork(name, name, None, None, None, upstream) for name, upstream in
+              [("s1", ()), ("s2", ()), ("train_a", ()), ("simulate", ("train_a",)),
+               ("report", ("s1", "s2", "simulate"))]]
+    seconds = {"s1": 3.0, "s2": 3.0, "train_a": 1.0, "simulate": 5.0, "report": 1.0}
+    assert list_schedule(stages, seconds, 2) == 7.0
+    assert list_schedule(stages, seconds, 1) == 13.0
+
+
+def test_dispatch_submits_ready_stages_by_rank_within_the_free_cpus_and_skips_downstream_of_a_failure():
+    from lowspike.sweep.runner import Dispatch
+
+    submitted, skipped = [], {}
+
+    def submit(spec, upstream):
+        submitted.append((spec.name, tuple(upstream)))
+        return f"ref-{spec.name}"
+
+    seconds = {"train_a": 1.0, "convert": 1.0, "simulate": 5.0, "student": 10.0, "report": 1.0}
+    dispatch = Dispatch(CHAIN, seconds, submit, lambda spec: (1, 0.0), skipped)
+    dispatch.fill({"CPU": 1.0})
+    assert submitted == [("student", ())]  # the highest rank, one CPU
+    dispatch.fill({"CPU": 2.0})
+    assert submitted[-1] == ("train_a", ())
+    dispatch.pending.pop("ref-train_a")
+    dispatch.finished(CHAIN[0], "ref-train_a")
+    dispatch.fill({"CPU": 2.0})
+    assert submitted[-1] == ("convert", ("ref-train_a",)) and "train_a" not in dispatch.results  # last reader took it
+    dispatch.pending.pop("ref-convert")
+    dispatch.finished(CHAIN[1], None)  # convert failed: simulate and report are never submitted
+    dispatch.fill({"CPU": 2.0})
+    assert skipped == {"simulate": "convert", "report": "convert"}
+    assert [name for name, _ in submitted] == ["student", "train_a", "convert"] and dispatch.waiting == []
+
+
+def test_dispatch_submits_one_stage_on_a_cluster_without_free_cpus_yet():
+    from lowspike.sweep.runner import Dispatch
+
+    submitted = []
+    dispatch = Dispatch(CHAIN, {}, lambda spec, up: submitted.append(spec.name) or spec.name, lambda spec: (1, 0.0), {})
+    dispatch.fill({})  # an autoscaling cluster with no worker yet: one task shows the demand
+    assert submitted == ["train_a"]
+    dispatch.fill({})
+    assert submitted == ["train_a"]

@@ -359,12 +359,15 @@ def stage_seconds(stage: StageWork, units: UnitCosts, device: str) -> float | No
 
 def list_schedule(stages: list[StageWork], seconds: dict[str, float], workers: int) -> float:
     """Makespan of running ``stages`` on ``workers`` workers, dependencies respected, each free
-    worker taking the first ready stage in DVC's order: the wall time of the runner."""
+    worker taking the first ready stage of the runner's queue (highest upward rank first,
+    :func:`lowspike.sweep.pipeline.critical_path_order`): the wall time of the runner."""
     import heapq
+
+    from .pipeline import critical_path_order
 
     finish: dict[str, float] = {}
     running: list[tuple[float, str]] = []
-    remaining = list(stages)
+    remaining = critical_path_order(stages, seconds)
     clock = 0.0
     while remaining or running:
         while len(running) < workers:

@@ -20,7 +20,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 
 class SweepError(Exception):
@@ -60,6 +60,28 @@ class Pipeline:
     def producers(self) -> dict[str, str]:
         """``{out path: name of the stage writing it}`` over the whole plan."""
         return {out: spec.name for spec in self.order for out in spec.outs}
+
+
+def critical_path_order(specs: Sequence[StageSpec], seconds: Mapping[str, float] | None = None) -> list[StageSpec]:
+    """``specs`` (a topological order, DVC's) sorted by upward rank, highest first, DVC's order
+    breaking ties: the rank of a stage is its expected seconds plus the largest rank among the
+    stages of ``specs`` that read its outputs (HEFT's rank_u, Topcuoglu et al. 2002), so the
+    stages with the longest chain still ahead of them start first. A stage missing from
+    ``seconds`` counts 1 (then the rank is the length of that chain in stages). Sorting by
+    rank keeps dependencies in order: a stage outranks everything downstream of it."""
+    seconds = seconds or {}
+    names = {spec.name for spec in specs}
+    downstream: dict[str, list[str]] = {spec.name: [] for spec in specs}
+    for spec in specs:
+        for name in spec.upstream:
+            if name in names:
+                downstream[name].append(spec.name)
+    rank: dict[str, float] = {}
+    for spec in reversed(specs):
+        after = max((rank[name] for name in downstream[spec.name]), default=0.0)
+        rank[spec.name] = max(seconds.get(spec.name, 1.0), 1e-3) + after
+    position = {spec.name: index for index, spec in enumerate(specs)}
+    return sorted(specs, key=lambda spec: (-rank[spec.name], position[spec.name]))
 
 
 def _relative(path: str, root: str) -> str:

@@ -3,10 +3,12 @@
 1. DVC plans (:func:`lowspike.sweep.pipeline.plan`): the stages ``dvc repro`` would visit,
    in its order, and the stale ones (stages restorable from DVC's cache are restored there,
    as ``dvc repro`` does).
-2. Ray schedules: one task per stale stage, submitted at once; a task's upstream tasks' result
-   refs are its arguments, so Ray starts it when they are done (no scheduler of ours). A
-   training stage (``train_*``) asks for ``gpus_per_training`` GPUs when the cluster has
-   GPUs; every task asks for ``cpus_per_task`` CPUs and runs torch with that many threads.
+2. Ray runs: one task per stale stage; its upstream tasks' result refs are its arguments. The
+   driver keeps the queue (:class:`Dispatch`): a stage is submitted once its upstream stages
+   finished and the cluster has room to start it, longest chain ahead first; Ray places and
+   runs the tasks, retries them and moves their data. A training stage (``train_*``) asks
+   for ``gpus_per_training`` GPUs when the cluster has GPUs; every task asks for
+   ``cpus_per_task`` CPUs and runs torch with that many threads.
 3. The code snapshot (``src/``, ``stages/``, ``dvc.yaml``, the params files and the source
    deps) and every up-to-date data dep go into Ray's object store once; ``src/lowspike`` is
    also the tasks' ``py_modules``, so every worker imports the snapshot's code.
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .files import is_within, read_tree, replace_in_workspace, subtree
-from .pipeline import Pipeline, Recorder, StageSpec, plan
+from .pipeline import Pipeline, Recorder, StageSpec, critical_path_order, plan
 from .progress import Counts, Progress
 from .worker import StageFailed, StageResult, TaskSpec, execute_stage, remove_run_folder, run_folder
 
@@ -104,6 +106,88 @@ def _git(root: Path, *args: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
 
+
+STAGE_SECONDS = Path(".cache") / "sweep" / "stage_seconds.json"
+"""Each stage's seconds in the last run that finished it (``{stage name: seconds}``): the
+weights of the next run's queue order. Local to the checkout (``.cache/`` is not versioned)."""
+
+
+def read_stage_seconds(root: Path) -> dict[str, float]:
+    import json
+
+    try:
+        data = json.loads((root / STAGE_SECONDS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
+
+
+def write_stage_seconds(root: Path, seconds: dict[str, float]) -> None:
+    from lowspike.artifacts import write_json
+
+    merged = {**read_stage_seconds(root), **{name: round(value, 2) for name, value in seconds.items()}}
+    try:
+        write_json(root / STAGE_SECONDS, dict(sorted(merged.items())))
+    except OSError:
+        pass
+
+
+class Dispatch:
+    """The queue of stale stages, kept by the driver: Ray has no priorities between tasks that
+    wait for resources (it serves them per group of equal arguments, in no order of ours), so
+    the driver submits a stage only once its upstream stages finished and the cluster has the
+    CPUs (and GPUs) to start it now, highest upward rank first
+    (:func:`lowspike.sweep.pipeline.critical_path_order`, weighted by each stage's seconds in
+    the last run): the stages with the longest chain still ahead of them start first, and a
+    long stage at the end of a chain (a simulation after its trainings) does not wait behind
+    independent work. Ray still places and runs every task; the capacity is read from
+    ``ray.cluster_resources()`` after every finished stage, so nodes joining later are used.
+
+    ``submit(spec, upstream_refs)`` starts a task; ``resources(spec)`` is its ``(cpus, gpus)``;
+    a stage whose upstream failed is never submitted and lands in ``skipped`` (stage -> the
+    failed stage)."""
+
+    def __init__(self, stale: list[StageSpec], seconds: dict[str, float], submit, resources,
+                 skipped: dict[str, str]) -> None:
+        self.waiting = critical_path_order(stale, seconds)
+        self.stale_names = {spec.name for spec in stale}
+        self.pending: dict[Any, StageSpec] = {}
+        self.results: dict[str, Any] = {}
+        self.readers = {spec.name: sum(spec.name in other.upstream for other in stale) for spec in stale}
+        self.blocked: dict[str, str] = {}
+        self.submit, self.resources, self.skipped = submit, resources, skipped
+
+    def finished(self, spec: StageSpec, ref) -> None:
+        """``spec``'s task ended: ``ref`` its result when it succeeded, None when it failed."""
+        if ref is None:
+            self.blocked[spec.name] = self.skipped.get(spec.name, spec.name)
+        elif self.readers[spec.name]:
+            self.results[spec.name] = ref
+
+    def fill(self, cluster: dict[str, float]) -> None:
+        """Submit the ready stages, in queue order, that fit in what the pending tasks leave free
+        of ``cluster`` (``ray.cluster_resources()``); at least one when nothing is pending."""
+        free_cpus = cluster.get("CPU", 0.0) - sum(self.resources(spec)[0] for spec in self.pending.values())
+        free_gpus = cluster.get("GPU", 0.0) - sum(self.resources(spec)[1] for spec in self.pending.values())
+        for spec in list(self.waiting):
+            upstream = [name for name in spec.upstream if name in self.stale_names]
+            failed = next((self.blocked[name] for name in upstream if name in self.blocked), None)
+            if failed is not None:
+                self.waiting.remove(spec)
+                self.skipped[spec.name] = self.blocked[spec.name] = failed
+                continue
+            if not all(name in self.results for name in upstream):
+                continue
+            cpus, gpus = self.resources(spec)
+            if self.pending and (cpus > free_cpus + 1e-9 or gpus > free_gpus + 1e-9):
+                continue
+            self.waiting.remove(spec)
+            self.pending[self.submit(spec, [self.results[name] for name in upstream])] = spec
+            free_cpus, free_gpus = free_cpus - cpus, free_gpus - gpus
+            for name in upstream:
+                self.readers[name] -= 1
+                if not self.readers[name]:
+                    self.results.pop(name)
 
 def _is_loopback(address: str) -> bool:
     host = address.split("://")[-1].rsplit(":", 1)[0]
@@ -356,7 +440,7 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
     local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
     serve = tracking_on and local_store and (options.mlflow_server == "on" or
                                              (options.mlflow_server == "auto" and remote_machines))
-    server = monitor_actor = recorder = None
+    server = monitor_actor = recorder = dispatch = None
     pending: dict[Any, StageSpec] = {}
     interrupted = None
     recorder_hint = None
@@ -375,8 +459,8 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
         data_refs = {dep: ray.put(tree) for dep, tree in data_inputs(root, pipeline).items() if tree}
         links = _links(root)
         remote_stage = ray.remote(execute_stage)
-        refs: dict[str, Any] = {}
-        for spec in stale:
+
+        def submit(spec: StageSpec, upstream: list) -> Any:
             cpus, gpus = _resources(spec, options, has_gpu)
             task = TaskSpec(stage=spec, run_id=run_id, workspace=str(root), env=env, threads=cpus,
                             in_process=options.in_process and gpus == 0, driver_node=driver_node, links=links,
@@ -386,11 +470,12 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
             if spec.family in options.pin_to_driver and pin_possible:
                 task_options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(driver_node, soft=False)
             inputs = [snapshot_ref, *(data_refs[dep] for dep in spec.deps if dep in data_refs)]
-            upstream = [refs[name] for name in spec.upstream if name in refs]
-            refs[spec.name] = remote_stage.options(**task_options).remote(task, inputs, *upstream)
-            pending[refs[spec.name]] = spec
-        refs.clear()
-        del snapshot_ref, data_refs
+            return remote_stage.options(**task_options).remote(task, inputs, *upstream)
+
+        dispatch = Dispatch(stale, read_stage_seconds(root), submit,
+                            lambda spec: _resources(spec, options, has_gpu), report.skipped)
+        pending = dispatch.pending
+        dispatch.fill(ray.cluster_resources())
 
         recorder = Recorder(root, pipeline)
         progress = Progress(len(stale), stream)
@@ -400,17 +485,21 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
                 while pending and interrupts.signal is None:
                     ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
                     for ref in ready:
-                        _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, pending)
+                        spec = pending.pop(ref)
+                        ok = _collect(ref, spec, root, recorder, report, progress, monitor_actor, dispatch)
+                        dispatch.finished(spec, ref if ok else None)
+                    if ready:
+                        dispatch.fill(ray.cluster_resources())
                     if ready and time.monotonic() - last_record >= RECORD_INTERVAL_S:
                         report.recorded += recorder.record_ready()
                         last_record = time.monotonic()
                     if progress.live:
-                        progress.status(_counts(report, pending, monitor_actor))
+                        progress.status(_counts(report, dispatch, monitor_actor))
                 interrupted = interrupts.signal
                 if interrupted is not None:
                     ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
                     for ref in ready:
-                        _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, pending)
+                        _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, dispatch)
                     for ref in pending:
                         ray.cancel(ref, force=True)
                 report.recorded += recorder.record_all()
@@ -425,9 +514,11 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
         if monitor_actor is not None:
             ray.kill(monitor_actor)
         _clean_nodes(run_id, options.scratch_root, keep=bool(report.failed))
+    if dispatch is not None and not report.failed and interrupted is None:
+        write_stage_seconds(root, {result.name: result.seconds for result in report.results})
 
     report.nodes = {result.node_id for result in report.results}
-    _summary(report, pending, interrupted, stream)
+    _summary(report, pending, dispatch.waiting if dispatch else [], interrupted, stream)
     if recorder_hint:
         stream.write(recorder_hint + "\n")
     if interrupted is not None:
@@ -437,21 +528,21 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
     return report
 
 
-def _counts(report: SweepReport, pending: dict, monitor_actor) -> Counts:
+def _counts(report: SweepReport, dispatch: "Dispatch", monitor_actor) -> Counts:
     import ray
 
     try:
         started = ray.get(monitor_actor.snapshot.remote(), timeout=5)
     except Exception:  # noqa: BLE001 - the counts are informative only
         started = {}
-    running = sum(1 for spec in pending.values() if spec.name in started)
-    return Counts(done=len(report.results), running=running, queued=len(pending) - running,
-                  failed=len(report.failed))
+    running = sum(1 for spec in dispatch.pending.values() if spec.name in started)
+    return Counts(done=len(report.results), running=running,
+                  queued=len(dispatch.pending) - running + len(dispatch.waiting), failed=len(report.failed))
 
 
 def _collect(ref, spec: StageSpec, root: Path, recorder: Recorder, report: SweepReport, progress: Progress,
-             monitor_actor, pending: dict) -> None:
-    """Take one finished task: write its outs into the workspace, or note why it failed."""
+             monitor_actor, dispatch: "Dispatch") -> bool:
+    """Take one finished task: write its outs into the workspace (True), or note why it failed."""
     import ray
 
     try:
@@ -462,19 +553,20 @@ def _collect(ref, spec: StageSpec, root: Path, recorder: Recorder, report: Sweep
             progress.line(f"FAILED {spec.name}: {exc.message}")
         else:
             report.skipped[spec.name] = exc.name
-        return
+        return False
     except ray.exceptions.RayError as exc:
         message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         report.failed[spec.name] = message
         progress.line(f"FAILED {spec.name}: {message}")
-        return
+        return False
     for out in spec.outs:
         replace_in_workspace(root, out, subtree(result.outs, out), out in result.out_dirs)
     recorder.finish(spec.name)
     result.outs = {}
     report.results.append(result)
     node = f"{result.node_ip}/{result.node_id[:6]}"
-    progress.stage_done(spec.name, node, result.seconds, result.headline, _counts(report, pending, monitor_actor))
+    progress.stage_done(spec.name, node, result.seconds, result.headline, _counts(report, dispatch, monitor_actor))
+    return True
 
 
 def _clean_nodes(run_id: str, scratch_root: str | None, keep: bool) -> None:
@@ -494,7 +586,7 @@ def _clean_nodes(run_id: str, scratch_root: str | None, keep: bool) -> None:
         pass
 
 
-def _summary(report: SweepReport, pending: dict, interrupted: int | None, stream: TextIO) -> None:
+def _summary(report: SweepReport, pending: dict, waiting: list, interrupted: int | None, stream: TextIO) -> None:
     ran = len(report.results)
     stream.write(f"sweep: {ran} of {report.stale} stage(s) ran on {len(report.nodes)} node(s), "
                  f"{len(report.recorded)} recorded in dvc.lock\n")
@@ -504,5 +596,6 @@ def _summary(report: SweepReport, pending: dict, interrupted: int | None, stream
         stream.write(f"{len(report.skipped)} stage(s) not run because a stage upstream failed: "
                      f"{', '.join(sorted(report.skipped))}\n")
     if interrupted is not None:
-        stream.write(f"interrupted: {len(pending)} task(s) cancelled; what finished is recorded; "
+        stream.write(f"interrupted: {len(pending)} task(s) cancelled, {len(waiting)} not started; "
+                     "what finished is recorded; "
                      "run again to continue\n")
