@@ -384,6 +384,77 @@ def bench_spiking_training(data, quick: bool) -> list[dict]:
     return figures
 
 
+
+def _atan_step_loop(current: torch.Tensor, beta: float, threshold: float = 1.0, alpha: float = 2.0) -> torch.Tensor:
+    """The snntorch.Leaky loop (reset by subtraction, detached reset) in plain torch ops, spikes
+    with the atan surrogate as a straight-through estimator: the candidate for torch.compile."""
+    import math
+
+    membrane = torch.zeros_like(current[0])
+    spike = torch.zeros_like(current[0])
+    spikes = []
+    for step in current.unbind(0):
+        membrane = beta * membrane + step - threshold * spike.detach()
+        shifted = membrane - threshold
+        soft = torch.atan(math.pi / 2 * alpha * shifted) / math.pi
+        spike = (shifted > 0).to(shifted.dtype) + (soft - soft.detach())  # exactly 0/1, atan's gradient
+        spikes.append(spike)
+    return torch.stack(spikes)
+
+
+def bench_compile(quick: bool) -> list[dict]:
+    """Issue 16: the neuron layer alone (forward and backward over T steps, the SCNN's first
+    layer: [10, 128, 16, 26, 26]) as our fused autograd node against the plain step loop
+    compiled by torch.compile (inductor, C++ on CPU), and that loop's compile time; the loop's
+    spikes and gradients are checked against ours first."""
+    import statistics
+
+    from lowspike.snn.leaky import multistep_leaky
+
+    shape = (10, 32 if quick else 128, 16, 26, 26)
+    g = torch.Generator().manual_seed(0)
+    current = (torch.rand(shape, generator=g) * 0.6).requires_grad_()
+    upstream = torch.randn(shape, generator=g)
+
+    def run(fn):
+        def step():
+            current.grad = None
+            fn(current).backward(upstream)
+        return step
+
+    compiled = torch.compile(lambda x: _atan_step_loop(x, 1.0))
+    start = time.perf_counter()
+    try:
+        run(compiled)()
+    except Exception as exc:  # noqa: BLE001 - no compiler on this machine: say so
+        return [figure("torch.compile of the step loop", "not measured", None, None, "",
+                       f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")]
+    compile_seconds = time.perf_counter() - start
+    current.grad = None
+    ours_spikes = multistep_leaky(current, 1.0)
+    ours_spikes.backward(upstream)
+    ours_grad = current.grad.clone()
+    current.grad = None
+    checks = {}
+    for name, fn in (("eager", lambda x: _atan_step_loop(x, 1.0)), ("compiled", compiled)):
+        current.grad = None
+        loop_spikes = fn(current)
+        loop_spikes.backward(upstream)
+        checks[name] = (torch.equal(ours_spikes.detach(), loop_spikes.detach()),
+                        float((current.grad - ours_grad).abs().max()))
+    times = interleaved({"ours": run(lambda x: multistep_leaky(x, 1.0)), "compiled": run(compiled),
+                         "eager loop": run(lambda x: _atan_step_loop(x, 1.0))}, 3 if quick else 10)
+    ms = {k: round(1000 * statistics.median(v), 1) for k, v in times.items()}
+    note = (f"{list(shape)}, forward + backward; median ms: {ms}; against ours: "
+            + "; ".join(f"{name} same spikes {same}, largest gradient difference {diff:.2e}"
+                        for name, (same, diff) in checks.items()))
+    return [figure("IF layer fwd+bwd: torch.compile'd step loop / ours (fused autograd node)",
+                   round(paired_ratio(times, "compiled", "ours"), 2), None, None, "x", note),
+            figure("IF layer fwd+bwd: eager step loop / ours", round(paired_ratio(times, "eager loop", "ours"), 2),
+                   None, None, "x"),
+            figure("torch.compile time of the step loop (first call, paid once per stage process)",
+                   round(compile_seconds, 1), None, None, "s")]
+
 # ------------------------------------------------------------------ 3. DNN regularizer overhead
 
 def bench_dnn_regularizer(data, quick: bool) -> list[dict]:
@@ -656,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--out", default=str(ROOT / "reports"), help="folder for bench.json and bench.md")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--only", nargs="*", default=None, help="sections: simulation spiking dnn pipeline stagecost growth")
+    parser.add_argument("--only", nargs="*", default=None, help="sections: simulation spiking compile dnn pipeline stagecost growth")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -665,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {
         "simulation": lambda: bench_simulation(data, args.quick)[0],
         "spiking": lambda: bench_spiking_training(data, args.quick),
+        "compile": lambda: bench_compile(args.quick),
         "dnn": lambda: bench_dnn_regularizer(data, args.quick),
         "pipeline": lambda: bench_pipeline(args.quick),
         "stagecost": lambda: bench_stage_cost(args.quick),

@@ -25,16 +25,17 @@ def test_quick_bench_writes_every_section_with_targets(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     try:
         assert bench.main(["--quick", "--threads", "1", "--out", str(tmp_path),
-                           "--only", "simulation", "spiking", "dnn", "pipeline"]) == 0
+                           "--only", "simulation", "spiking", "compile", "dnn", "pipeline"]) == 0
     finally:
         torch.set_num_threads(threads)
     report = json.loads((tmp_path / "bench.json").read_text())
-    assert set(report["sections"]) == {"simulation", "spiking", "dnn", "pipeline"}
+    assert set(report["sections"]) == {"simulation", "spiking", "compile", "dnn", "pipeline"}
     assert report["meta"]["device"]["device"] in ("cpu", "cuda")
     names = [f["name"] for figs in report["sections"].values() for f in figs]
     assert any("snntorch loop / ours" in n for n in names)
     assert any("SpikingJelly multi-step nodes" in n for n in names)
     assert any("event-driven" in n for n in names)
+    assert any("torch.compile" in n for n in names)
     for figs in report["sections"].values():
         for f in figs:
             assert set(f) == {"name", "value", "unit", "target", "pass", "note"}

@@ -483,7 +483,7 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
         try:
             with _Interrupts() as interrupts:
                 while pending and interrupts.signal is None:
-                    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                     for ref in ready:
                         spec = pending.pop(ref)
                         ok = _collect(ref, spec, root, recorder, report, progress, monitor_actor, dispatch)
