@@ -6,7 +6,7 @@ from its own copy of one prepared repository (a git + DVC copy of this project's
 
 - speed-up of ``python -m lowspike.sweep`` over ``dvc repro`` on the conversion-study grid
   (``--quick``: MLP and LeNet-5 x {l1, hoyer} x {1e-3, 1e-2}, 10 DNNs; default: the default
-  grid of params.yaml, 38 DNNs), with the tasks in flight (from the tasks' own start and end
+  grid of params.yaml, 68 DNNs), with the tasks in flight (from the tasks' own start and end
   times) and the machine's CPU utilization during each run; both runs must record the same
   dvc.lock output hashes;
 - the fixed cost of one stage (a 1-epoch MLP training) under ``dvc repro`` and under the
@@ -71,6 +71,14 @@ def merge(base: dict, overrides: dict) -> dict:
     return out
 
 
+class _QuotingDumper(yaml.SafeDumper):
+    """Every string single-quoted, so that YAML 1.1 and 1.2 readers agree on ``'yes'``."""
+
+
+_QuotingDumper.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'"))
+
+
 def prepared_repo(folder: Path, regularization: dict) -> Path:
     """A git + DVC repository with the project's pipeline, the default params with the given
     ``regularization`` grid, and ``prepare@mnist5k`` reproduced (in its cache)."""
@@ -79,10 +87,12 @@ def prepared_repo(folder: Path, regularization: dict) -> Path:
     shutil.copy2(ROOT / "dvc.yaml", root / "dvc.yaml")
     shutil.copytree(ROOT / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "src" / "lowspike", root / "src" / "lowspike", ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    from lowspike.config import _ParamsLoader
+
+    params = yaml.load((ROOT / "params.yaml").read_text(), Loader=_ParamsLoader)  # YAML 1.2, as DVC reads it
     params = merge(params, {"data": {"datasets": ["mnist5k"]}, "regularization": regularization,
                             "distillation": {"datasets": ["mnist5k"]}})
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.dump(params, Dumper=_QuotingDumper, sort_keys=False))
     (root / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n__pycache__/\n")
     env = environment(root)
     subprocess.run(["git", "init", "-q"], cwd=root, env=env, check=True)
@@ -226,7 +236,7 @@ def bench_speedup(folder: Path, quick: bool, workers: int) -> list[dict]:
 
 def bench_fixed_cost(folder: Path) -> list[dict]:
     base = prepared_repo(folder / "fixed", FIXED_COST_GRID)
-    targets = ["train_dnn", "train_dnn_baseline"]
+    targets = ["train_dnn_mlp", "train_dnn_baseline"]
     roots = {name: copy_repo(base, name) for name in ("serial", "warm", "fresh")}
     serial = timed_run([str(VENV_BIN / "dvc"), "repro", *targets], roots["serial"])
     warm = run_sweep_json(roots["warm"], {"targets": targets, "workers": 1})
@@ -329,7 +339,7 @@ def write_reports(out_dir: Path, sections: dict[str, list[dict]], meta: dict) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a 10-DNN grid instead of the default 38")
+    parser.add_argument("--quick", action="store_true", help="a 10-DNN grid instead of the default grid (68 DNNs)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="runner workers (default: cores)")
     parser.add_argument("--out", default=str(ROOT / "reports"), help="folder for sweep_bench.json and .md")
     parser.add_argument("--only", nargs="*", default=None, help="sections: transfer fixed_cost speedup")
