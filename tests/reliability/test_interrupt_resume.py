@@ -23,7 +23,7 @@ from lowspike.studies import conversion
 from .conftest import (TRAIN_BASELINE, dvc, make_tiny_repo, run_stage, stage_command, stage_env, tiny_params,
                        without_timings, write_params)
 
-LONG_TRAIN = {"optimizer": "adam", "lr": 1.0e-2, "batch_size": 32, "max_epochs": 10, "patience": 10, "seed": 0}
+LONG_TRAIN = {"optimizer": "adam", "lr": 1.0e-2, "batch_size": 32, "max_epochs": 30, "patience": 30, "seed": 0}
 BASELINE = Path("runs/dnn/digits/mlp/baseline")
 CHECKPOINT = Path(".cache/checkpoints/dnn__digits__mlp__baseline.pt")
 
