@@ -372,10 +372,14 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_next_run_resumes_and_links_its
     write_params(workdir / "params.yaml",
                  tiny_params({"regularization": {"train": LONG_TRAIN}, "tracking": {"enabled": True}}))
     env = stage_env(workdir)
+    # Ctrl-C reaches the stage as a terminal would deliver it, also where this test runs with
+    # SIGINT ignored (a background job of a shell without job control passes SIG_IGN on)
     victim = subprocess.Popen(stage_command(*TRAIN_BASELINE), cwd=workdir, env=env, text=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert _wait_for(lambda: _checkpoint_epoch(workdir / CHECKPOINT) >= 2 or victim.poll() is not None, 90)
+        assert victim.poll() is None, "the training ended before it could be interrupted"
         victim.send_signal(signal.SIGINT)
         _, stderr = victim.communicate(timeout=60)
     finally:
