@@ -160,7 +160,7 @@ class Dispatch:
     def finished(self, spec: StageSpec, ref) -> None:
         """``spec``'s task ended: ``ref`` its result when it succeeded, None when it failed."""
         if ref is None:
-            self.blocked[spec.name] = self.skipped.get(spec.name, spec.name)
+            self.blocked[spec.name] = spec.name
         elif self.readers[spec.name]:
             self.results[spec.name] = ref
 
@@ -547,12 +547,9 @@ def _collect(ref, spec: StageSpec, root: Path, recorder: Recorder, report: Sweep
 
     try:
         result: StageResult = ray.get(ref)
-    except StageFailed as exc:
-        if exc.name == spec.name:
-            report.failed[spec.name] = f"{exc.message}\n{exc.log_tail}"
-            progress.line(f"FAILED {spec.name}: {exc.message}")
-        else:
-            report.skipped[spec.name] = exc.name
+    except StageFailed as exc:  # its own command: a task starts only after its upstream succeeded
+        report.failed[spec.name] = f"{exc.message}\n{exc.log_tail}"
+        progress.line(f"FAILED {spec.name}: {exc.message}")
         return False
     except ray.exceptions.RayError as exc:
         message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
