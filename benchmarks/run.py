@@ -1,4 +1,4 @@
-"""Performance benchmarks of issue 6: ``make bench`` -> reports/bench.json and reports/bench.md.
+"""Performance benchmarks: ``make bench`` -> reports/bench.json and reports/bench.md.
 
 Every figure is a ratio against a baseline measured in the same process, with its target and
 pass/fail. ``--quick`` shrinks every size (the smoke test and a fast check).
@@ -43,7 +43,7 @@ def figure(name: str, value, target: str | None = None, passed: bool | None = No
 
 def load_data(quick: bool):
     from lowspike.config import DataConfig
-    from lowspike.data import load_prepared
+    from lowspike.data.prepared import load_prepared
     from lowspike.data.loading import load_split
 
     folder = ROOT / "data" / "prepared" / "mnist5k"
@@ -63,7 +63,7 @@ def train_dnn(arch: str, x: torch.Tensor, y: torch.Tensor, epochs: int, regulari
               lam: float = 0.0, seed: int = 0) -> nn.Module:
     from lowspike.models import build_dnn
     from lowspike.regularizers import build_regularizer
-    from lowspike.studies.conversion import make_loss
+    from lowspike.studies.conversion_train import make_loss
 
     torch.manual_seed(seed)
     model = build_dnn(arch, tuple(x.shape[1:]), 10)
@@ -111,8 +111,8 @@ def to_double(snn: dict) -> dict:
 
 
 def bench_simulation(data, quick: bool) -> tuple[list[dict], dict]:
-    from lowspike.metrics import spiking_fanouts
-    from lowspike.snn.conversion import convert
+    from lowspike.snn.activity import spiking_fanouts
+    from lowspike.snn.convert import convert
     from lowspike.snn.simulation import simulate_batch
 
     x_train, y_train, x_test, _, _ = data
@@ -278,7 +278,7 @@ def _relu(model: nn.Module) -> nn.Module:
 def _step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, regularize: bool):
     from spikingjelly.activation_based import functional
 
-    from lowspike.regularizers import spike_activity_penalty
+    from lowspike.penalties import spike_activity_penalty
 
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -318,7 +318,7 @@ def paired_ratio(times: dict[str, list[float]], a: str, b: str) -> float:
 
 
 def bench_spiking_training(data, quick: bool) -> list[dict]:
-    """Issue 16: a training step (forward, backward, Adam) of the students with the fused neurons
+    """A training step (forward, backward, Adam) of the students with the fused neurons
     against SpikingJelly's multi-step nodes on the same network, SpikingJelly's own multi-step
     SCNN, the plain snntorch loop, and the same network with ReLU (the convolution floor)."""
     import os
@@ -403,7 +403,7 @@ def _atan_step_loop(current: torch.Tensor, beta: float, threshold: float = 1.0, 
 
 
 def bench_compile(quick: bool) -> list[dict]:
-    """Issue 16: the neuron layer alone (forward and backward over T steps, the SCNN's first
+    """The neuron layer alone (forward and backward over T steps, the SCNN's first
     layer: [10, 128, 16, 26, 26]) as our fused autograd node against the plain step loop
     compiled by torch.compile (inductor, C++ on CPU), and that loop's compile time; the loop's
     spikes and gradients are checked against ours first."""
@@ -459,7 +459,7 @@ def bench_compile(quick: bool) -> list[dict]:
 def bench_dnn_regularizer(data, quick: bool) -> list[dict]:
     from lowspike.models import build_dnn
     from lowspike.regularizers import build_regularizer
-    from lowspike.studies.conversion import make_loss
+    from lowspike.studies.conversion_train import make_loss
 
     x_train, y_train = data[0], data[1]
     figures = []
@@ -545,7 +545,7 @@ def bench_pipeline(quick: bool) -> list[dict]:
 
 # ------------------------------------------------------------------ 5. the fixed cost of a stage
 
-STAGE_IMPORTS = "import lowspike.runtime, lowspike.studies.conversion, lowspike.tracking"
+STAGE_IMPORTS = "import lowspike.runtime, lowspike.studies.conversion_train, lowspike.tracking"
 
 
 def _stage_workspace(root: Path, tracking: bool) -> Path:
@@ -553,8 +553,10 @@ def _stage_workspace(root: Path, tracking: bool) -> Path:
     reads: the default params.yaml with one epoch (tracking on or off) and the prepared mnist5k."""
     import yaml
 
-    from lowspike.config import _ParamsLoader, validate_params
-    from lowspike.data import load_raw, write_prepared
+    from lowspike.config import _ParamsLoader
+    from lowspike.data import load_raw
+    from lowspike.data.prepared import write_prepared
+    from lowspike.params import validate_params
 
     root.mkdir(parents=True, exist_ok=True)
     raw = yaml.load((ROOT / "params.yaml").read_text(), Loader=_ParamsLoader)
@@ -589,7 +591,7 @@ print(" ".join(f"{t:.4f}" for t in times))
 
 
 def bench_stage_cost(quick: bool) -> list[dict]:
-    """Issue 17: the fixed cost of a stage, split into its parts, each a fresh process timed from
+    """The fixed cost of a stage, split into its parts, each a fresh process timed from
     the outside (median of interleaved rounds): the interpreter, ``import torch``, the imports of a
     DNN training stage, ``import mlflow``; a one-epoch MLP training stage with MLflow off and on;
     the same stage run again in a warm process (the sweep runner's warm workers: what a stage costs
@@ -655,10 +657,176 @@ def bench_stage_cost(quick: bool) -> list[dict]:
                           f"{rounds} interleaved rounds, load {load:.2f}"))
     return figures
 
+BEFORE_LAYOUT = "b074d6d"
+"""The last commit before the registries and the torch-free layout: its params validation and
+report stage loaded torch (config imported the datasets and models)."""
+
+
+def _checkout(commit: str, target: Path) -> Path:
+    """The files of ``commit`` (git archive) under ``target``."""
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def bench_start_time(quick: bool) -> list[dict]:
+    """How long the two torch-free entry points take from a fresh interpreter, this code against
+    the code before the layout (:data:`BEFORE_LAYOUT`), interleaved: ``python -m lowspike.config
+    params.yaml`` (what ``make repro`` runs first) and the report stage on the committed results
+    (in a scratch copy; both write the same reports)."""
+    import os
+    import shutil
+    import statistics
+    import tempfile
+
+    rounds = 2 if quick else 7
+    scratch = Path(tempfile.mkdtemp(prefix="lowspike-start-"))
+    try:
+        before = _checkout(BEFORE_LAYOUT, scratch / "before")
+        trees = {"this code": ROOT, f"before the layout ({BEFORE_LAYOUT})": before}
+        runs = {}
+        for label, tree in trees.items():
+            work = scratch / f"report-{len(runs)}"
+            work.mkdir()
+            for item in ("params.yaml", "profiles", "results"):
+                source = tree / item if (tree / item).exists() else ROOT / item
+                (shutil.copytree if source.is_dir() else shutil.copy)(source, work / item)
+            env = {**os.environ, "PYTHONPATH": str(tree / "src"), "LOWSPIKE_THREADS": "1"}
+            runs[f"params validation, {label}"] = ([sys.executable, "-m", "lowspike.config", "params.yaml"], tree, env)
+            runs[f"report stage, {label}"] = ([sys.executable, str(tree / "stages" / "report.py")], work, env)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        load = os.getloadavg()[0]
+        for _ in range(rounds):
+            for name, (command, cwd, env) in runs.items():
+                start = time.perf_counter()
+                proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+                times[name].append(time.perf_counter() - start)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{name}: exit {proc.returncode}: {proc.stderr[-1000:]}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    figures = [figure(name, round(value, 2), None, None, "s", f"{rounds} interleaved rounds, load {load:.2f}")
+               for name, value in median.items()]
+    for entry in ("params validation", "report stage"):
+        now, old = (median[f"{entry}, {label}"] for label in trees)
+        figures.append(figure(f"{entry}: this code / before the layout", round(now / old, 3), "< 1", now < old, "x"))
+    return figures
+
+
+# ------------------------------------------------------------------ students: old against new
+
+STUDENT_KINDS = {
+    "SCNN baseline (mnist5k)": ["--dataset", "mnist5k", "--method", "baseline", "--seed", "0"],
+    "SCNN KD, heterogeneous 1/8 (mnist5k)": ["--dataset", "mnist5k", "--method", "heterogeneous", "--tau-s", "1.0",
+                                             "--tau-t", "8.0", "--seed", "0"],
+    "SRes-8 baseline (spoken-commands)": ["--dataset", "spoken-commands", "--method", "baseline", "--seed", "0"],
+}
+"""The three student kinds of the distillation study, as their ``train_student`` stage arguments
+(the same in both versions of the code)."""
+
+
+def _student_workspace(tree: Path, work: Path, quick: bool) -> Path:
+    """``work`` holding ``tree``'s params.yaml (tracking off; with ``quick``, one epoch for every
+    training) and that version's prepared datasets and mnist5k teacher."""
+    import yaml
+
+    work.mkdir(parents=True)
+    params = yaml.safe_load((tree / "params.yaml").read_text())
+    params["tracking"]["enabled"] = False
+    setups = params["distillation"]["setups"]
+    for dataset in ("mnist5k", "spoken-commands"):
+        for train in ("student_train", "teacher_train"):
+            if quick:
+                setups[dataset][train].update(max_epochs=1, patience=1)
+                setups[dataset][train].pop("t_max", None)
+                setups[dataset][train].pop("scheduler", None)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if (tree / "profiles").exists():
+        import shutil
+
+        shutil.copytree(tree / "profiles", work / "profiles")
+    env = _student_env(tree)
+    for command in (["prepare.py", "--dataset", "mnist5k"], ["prepare.py", "--dataset", "spoken-commands"],
+                    ["train_teacher.py", "--dataset", "mnist5k"]):
+        proc = subprocess.run([sys.executable, str(tree / "stages" / command[0]), *command[1:]], cwd=work, env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{tree.name}: {' '.join(command)}: exit {proc.returncode}: {proc.stderr[-1500:]}")
+    return work
+
+
+def _student_env(tree: Path, **extra: str) -> dict:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(tree / "src"), "LOWSPIKE_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
+            **extra}
+
+
+def bench_students(quick: bool) -> list[dict]:
+    """Each student kind's ``train_student`` stage from a fresh process (one thread, as a worker of
+    the pipeline runs it, MLflow off), this code against the code before the speed-ups
+    (:data:`BEFORE_LAYOUT`), interleaved, with the epochs, T, batch size, width and precision of
+    params.yaml (``quick``: one epoch). Levers, each this code with one of them taken away: the
+    compiled neuron and augmentation kernels (``LOWSPIKE_NATIVE=0``) and the teacher's cached
+    logits (``runs/teacher/mnist5k/logits.pt`` absent: the teacher runs forward at every step)."""
+    import os
+    import shutil
+    import statistics
+    import tempfile
+
+    rounds = 1 if quick else 2
+    scratch = Path(tempfile.mkdtemp(prefix="lowspike-students-"))
+    try:
+        before = _checkout(BEFORE_LAYOUT, scratch / "before")
+        old = _student_workspace(before, scratch / "ws-before", quick)
+        new = _student_workspace(ROOT, scratch / "ws-now", quick)
+        uncached = scratch / "ws-now-no-logits"
+        shutil.copytree(new, uncached, symlinks=True)
+        (uncached / "runs" / "teacher" / "mnist5k" / "logits.pt").unlink()
+        contenders = {}
+        for kind, arguments in STUDENT_KINDS.items():
+            contenders[(kind, "before")] = (before, old, _student_env(before), arguments)
+            contenders[(kind, "now")] = (ROOT, new, _student_env(ROOT), arguments)
+            contenders[(kind, "now without compiled kernels")] = (ROOT, new, _student_env(ROOT, LOWSPIKE_NATIVE="0"),
+                                                                   arguments)
+            if "KD" in kind:
+                contenders[(kind, "now without cached teacher logits")] = (ROOT, uncached, _student_env(ROOT), arguments)
+        times: dict[tuple[str, str], list[float]] = {key: [] for key in contenders}
+        load = os.getloadavg()[0]
+        for _ in range(rounds):
+            for key, (tree, work, env, arguments) in contenders.items():
+                start = time.perf_counter()
+                proc = subprocess.run([sys.executable, str(tree / "stages" / "train_student.py"), *arguments], cwd=work,
+                                      env=env, capture_output=True, text=True)
+                times[key].append(time.perf_counter() - start)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{key}: exit {proc.returncode}: {proc.stderr[-1500:]}")
+        load = max(load, os.getloadavg()[0])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    note = f"{rounds} interleaved round(s), fresh process, 1 thread, load up to {load:.2f}"
+    figures = [figure(f"{kind}: train_student stage, {version}", round(value, 1), None, None, "s", note)
+               for (kind, version), value in median.items()]
+    for kind in STUDENT_KINDS:
+        ratio = median[(kind, "now")] / median[(kind, "before")]
+        figures.append(figure(f"{kind}: this code / before ({BEFORE_LAYOUT})", round(ratio, 2), "<= 0.7",
+                              ratio <= 0.7, "x", note))
+        for lever in ("compiled kernels", "cached teacher logits"):
+            key = (kind, f"now without {lever}")
+            if key in median:
+                effect = median[(kind, "now")] / median[key]
+                figures.append(figure(f"{kind}: lever '{lever}': with / without", round(effect, 2), None, None, "x",
+                                      note))
+    return figures
+
+
 # ------------------------------------------------------------------ 6. cost growth
 
 def bench_growth(data, quick: bool) -> list[dict]:
-    from lowspike.snn.conversion import convert
+    from lowspike.snn.convert import convert
     from lowspike.snn.simulation import simulate_batch
 
     x_train, y_train, x_test = data[0], data[1], data[2]
@@ -708,7 +876,7 @@ def write_reports(out_dir: Path, sections: dict[str, list[dict]], meta: dict) ->
     from lowspike.artifacts import write_json, write_text
 
     write_json(out_dir / "bench.json", {"meta": meta, "sections": sections})
-    lines = ["# Benchmarks (issue 6)", "",
+    lines = ["# Benchmarks", "",
              f"Device: {meta['device']['device']} ({meta['device']['cpu']}, {meta['device']['threads']} threads), "
              f"torch {meta['device']['torch']}; data: {meta['data']}; total {meta['seconds']:.0f} s"
              f"{' (--quick sizes)' if meta['quick'] else ''}.", ""]
@@ -726,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--out", default=str(ROOT / "reports"), help="folder for bench.json and bench.md")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--only", nargs="*", default=None, help="sections: simulation spiking compile dnn pipeline stagecost growth")
+    parser.add_argument("--only", nargs="*", default=None, help="sections: simulation spiking compile dnn pipeline stagecost start students growth")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -739,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
         "dnn": lambda: bench_dnn_regularizer(data, args.quick),
         "pipeline": lambda: bench_pipeline(args.quick),
         "stagecost": lambda: bench_stage_cost(args.quick),
+        "start": lambda: bench_start_time(args.quick),
+        "students": lambda: bench_students(args.quick),
         "growth": lambda: bench_growth(data, args.quick),
     }
     sections = {}

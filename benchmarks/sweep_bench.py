@@ -1,4 +1,4 @@
-"""Benchmark of the sweep runner (issue 15) -> reports/sweep_bench.json and reports/sweep_bench.md.
+"""Benchmark of the sweep runner -> reports/sweep_bench.json and reports/sweep_bench.md.
 
 Every ratio is measured in one invocation, the serial and the parallel runs interleaved, each
 from its own copy of one prepared repository (a git + DVC copy of this project's pipeline with
@@ -325,7 +325,7 @@ def bench_transfer(sizes_mb: tuple[int, ...]) -> list[dict]:
 def write_reports(out_dir: Path, sections: dict[str, list[dict]], meta: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sweep_bench.json").write_text(json.dumps({"meta": meta, "sections": sections}, indent=2) + "\n")
-    lines = ["# Sweep runner benchmark (issue 15)", "",
+    lines = ["# Sweep runner benchmark", "",
              f"Machine: {meta['cpus']} CPUs ({meta['cpu']}), load average {meta['load_average']}; "
              f"total {meta['seconds']:.0f} s{' (--quick grid)' if meta['quick'] else ''}.", ""]
     for section, figures in sections.items():

@@ -3,15 +3,15 @@ table with percent changes vs baseline (energy too), SNN/DNN energy ratios, the 
 Tables 1-2, the AUCs of Table 3 and the break-even spikerate of each architecture."""
 
 from lowspike import runtime
-from lowspike.studies import conversion
+from lowspike.studies import conversion_results
 
 
 def main() -> int:
     parser = runtime.stage_parser(__doc__)
     parser.add_argument("--out", default="results/conversion")
     args, params = runtime.parse_stage_args(parser)
-    runtime.setup()
-    headline = conversion.write_aggregate(params, args.out)
+    runtime.setup(uses_torch=False)
+    headline = conversion_results.write_aggregate(params, args.out)
     runtime.announce("aggregate_conversion", headline)
     return 0
 

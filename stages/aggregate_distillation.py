@@ -4,15 +4,15 @@ standard deviation over seeds, the Table III selections, the teachers' energies 
 break-even spikerates."""
 
 from lowspike import runtime
-from lowspike.studies import distillation
+from lowspike.studies import distillation_results
 
 
 def main() -> int:
     parser = runtime.stage_parser(__doc__)
     parser.add_argument("--out", default="results/distillation")
     args, params = runtime.parse_stage_args(parser)
-    runtime.setup()
-    runtime.announce("aggregate_distillation", distillation.write_aggregate(params, args.out))
+    runtime.setup(uses_torch=False)
+    runtime.announce("aggregate_distillation", distillation_results.write_aggregate(params, args.out))
     return 0
 
 

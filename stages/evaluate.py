@@ -2,7 +2,8 @@
 inference (SNN and DNN, both energy models) of every point."""
 
 from lowspike import runtime
-from lowspike.studies import conversion
+from lowspike.stage_params import key_values, stage_keys
+from lowspike.studies import conversion_points, conversion_results, conversion_snn
 from lowspike.tracking import log_point_record, start_run
 
 
@@ -11,16 +12,15 @@ def main() -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--arch", required=True)
     args, params = runtime.parse_stage_args(parser)
-    conversion.check_point(params, conversion.Point(args.dataset, args.arch, "none", 0.0))
+    conversion_points.check_point(params, conversion_points.Point(args.dataset, args.arch, "none", 0.0))
     runtime.setup()
     tags = {"dataset": args.dataset, "model": args.arch, "stage": "evaluate"}
     with start_run(params.tracking, "regularization", f"evaluate {args.dataset}/{args.arch}", tags) as run:
-        run.log_params({"conversion": params.conversion.model_dump(), "simulation": params.simulation.model_dump(),
-                        "energy": params.energy.model_dump()})
-        headline = conversion.evaluate_all(
+        run.log_params(key_values(params, stage_keys("evaluate")))
+        headline = conversion_snn.evaluate_all(
             params, args.dataset, args.arch, progress=runtime.show_progress(),
             on_point=lambda point, record: log_point_record(
-                run, point, {k: v for k, v in record.items() if k not in conversion.UNTRACKED_RECORD_KEYS}))
+                run, point, {k: v for k, v in record.items() if k not in conversion_results.UNTRACKED_RECORD_KEYS}))
     runtime.announce(f"evaluate@{args.dataset}-{args.arch}", headline)
     return 0
 

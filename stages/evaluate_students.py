@@ -4,9 +4,10 @@
 student of the grids; the teacher's per-layer MACs and energy."""
 
 from lowspike import runtime
-from lowspike.config import ParamsError
-from lowspike.studies import distillation
-from lowspike.tracking import start_run
+from lowspike.errors import ParamsError
+from lowspike.stage_params import key_values, stage_keys
+from lowspike.studies import distillation_eval, distillation_train
+from lowspike.tracking import log_point_record, start_run
 
 
 def main() -> int:
@@ -17,13 +18,13 @@ def main() -> int:
         raise ParamsError(f"--dataset {args.dataset!r}: not in distillation.datasets "
                           f"{params.distillation.datasets}")
     runtime.setup()
-    setup = distillation.setup_for(params, args.dataset)
+    setup = distillation_train.setup_for(params, args.dataset)
     tags = {"dataset": args.dataset, "model": setup.student, "stage": "evaluate_students"}
     with start_run(params.tracking, "distillation", f"evaluate {args.dataset}", tags) as run:
-        run.log_params({"energy": params.energy.model_dump(),
-                        "distillation.neurobench_samples": params.distillation.neurobench_samples})
-        evaluation = distillation.evaluate_dataset(params, args.dataset, progress=runtime.show_progress())
-        run.log_metrics(distillation.evaluation_metrics(evaluation))
+        run.log_params(key_values(params, stage_keys("evaluate_students", args.dataset)))
+        evaluation = distillation_eval.evaluate_dataset(params, args.dataset, progress=runtime.show_progress())
+        for name, figures in distillation_eval.evaluation_metrics(evaluation).items():
+            log_point_record(run, name, figures)
     baseline = [r for r in evaluation.students if r["method"] == "baseline"]
     headline = ", ".join(f"seed {r['seed']}: accuracy {r['accuracy']:.4f}, spikerate {r['spikerate']:.3f}"
                          + "".join(f", {model} {figures['snn_j'] * 1e9:.4g} nJ ({figures['snn_over_dnn_dense']:.3g}"

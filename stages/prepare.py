@@ -1,10 +1,10 @@
 """DVC stage `prepare@<dataset>`: read a dataset from its source into data/prepared/<dataset>/."""
 
-import sys
 from pathlib import Path
 
 from lowspike import runtime
-from lowspike.data import DatasetMissing, load_raw, write_prepared
+from lowspike.data import load_raw
+from lowspike.data.prepared import write_prepared
 
 
 def main() -> int:
@@ -12,11 +12,7 @@ def main() -> int:
     parser.add_argument("--dataset", required=True)
     args, params = runtime.parse_stage_args(parser)
     runtime.setup()
-    try:
-        raw = load_raw(args.dataset, params.data)
-    except (DatasetMissing, KeyError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+    raw = load_raw(args.dataset, params.data)
     meta = write_prepared(raw, Path(params.data.prepared_dir) / args.dataset)
     counts = ", ".join(f"{split} {meta['counts'][split]['total']}" for split in ("train", "val", "test"))
     runtime.announce(f"prepare@{args.dataset}", f"{meta['num_classes']} classes; {counts}")

@@ -1,9 +1,11 @@
-"""DVC stages `train_dnn_<arch>@<dataset>-<point>` (``<point>`` = ``<regularizer>-<lambda>``) and
-`train_dnn_baseline@<dataset>-<arch>`: train one DNN of the conversion study with an activity
-regularizer (Eq. 4 of the regularization paper), or the unregularized baseline."""
+"""DVC stages `train_dnn_<arch>@<dataset>-<point>` (``<point>`` = ``<regularizer>-<lambda>``),
+`train_dnn_baseline@<dataset>-<arch>` and `train_dnn_baseline_seed@<dataset>-<arch>-<seed>`: train
+one DNN of the conversion study with an activity regularizer (Eq. 4 of the regularization
+paper), or the unregularized baseline (with another seed, for its seed spread)."""
 
 from lowspike import runtime
-from lowspike.studies import conversion
+from lowspike.stage_params import key_values, stage_keys
+from lowspike.studies import conversion_points, conversion_train
 from lowspike.tracking import start_run
 
 
@@ -11,17 +13,18 @@ def main() -> int:
     parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--arch", required=True)
-    parser.add_argument("--point", required=True, help="<regularizer>-<lambda> of regularization.points, or baseline")
+    parser.add_argument("--point", required=True,
+                        help="<regularizer>-<lambda> of regularization.points, baseline, or baseline-seed<k>")
     args, params = runtime.parse_stage_args(parser)
-    point = conversion.Point.parse(args.dataset, args.arch, args.point)
-    conversion.check_point(params, point)
+    point = conversion_points.Point.parse(args.dataset, args.arch, args.point)
+    conversion_points.check_point(params, point)
     runtime.setup()
     tags = {"dataset": point.dataset, "model": point.arch, "method": point.regularizer, "lambda": point.lam,
-            "seed": params.regularization.train.seed, "stage": "train_dnn"}
+            "seed": point.train_seed(params), "stage": "train_dnn"}
     with start_run(params.tracking, "regularization", f"train {point.dataset}/{point.arch}/{point.name}", tags) as run:
-        run.log_params({"regularization": params.regularization.model_dump(), "data": params.data.model_dump(),
+        run.log_params({**key_values(params, stage_keys("train_dnn")),
                         "point": {"regularizer": point.regularizer, "lambda": point.lam}})
-        summary = conversion.train_point(
+        summary = conversion_train.train_point(
             params, point,
             on_epoch=lambda record: run.log_metrics({k: v for k, v in record.items() if k != "epoch"},
                                                     step=record["epoch"]),

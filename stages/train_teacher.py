@@ -2,8 +2,9 @@
 of the distillation paper), reused by every KD student of the dataset."""
 
 from lowspike import runtime
-from lowspike.config import ParamsError
-from lowspike.studies import distillation
+from lowspike.errors import ParamsError
+from lowspike.stage_params import key_values, stage_keys
+from lowspike.studies import distillation_train
 from lowspike.tracking import start_run
 
 
@@ -15,11 +16,11 @@ def main() -> int:
         raise ParamsError(f"--dataset {args.dataset!r}: not in distillation.datasets "
                           f"{params.distillation.datasets}")
     runtime.setup()
-    setup = distillation.setup_for(params, args.dataset)
+    setup = distillation_train.setup_for(params, args.dataset)
     tags = {"dataset": args.dataset, "model": setup.teacher, "method": "teacher", "stage": "train_teacher"}
     with start_run(params.tracking, "distillation", f"teacher {args.dataset}/{setup.teacher}", tags) as run:
-        run.log_params({"setup": setup.model_dump(), "data": params.data.model_dump()})
-        summary = distillation.train_teacher(
+        run.log_params(key_values(params, stage_keys("train_teacher", args.dataset)))
+        summary = distillation_train.train_teacher(
             params, args.dataset,
             on_epoch=lambda record: run.log_metrics({k: v for k, v in record.items() if k != "epoch"},
                                                     step=record["epoch"]),

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lowspike.config import ParamsError, parse_regularizer, read_params, validate_params
+from lowspike.config import ParamsError
+from lowspike.regularizers import parse_regularizer
+from lowspike.params import read_params, validate_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,7 +113,7 @@ def test_points_for_an_architecture_not_run_are_refused(raw_params):
 
 
 def test_joint_and_beyond_paper_regularizer_specs():
-    from lowspike.config import is_beyond_paper, split_point_spec
+    from lowspike.regularizers import is_beyond_paper, split_point_spec
 
     assert split_point_spec("l1+wl1") == ("l1", "wl1") and split_point_spec("lp0.5") == ("lp0.5", None)
     assert [is_beyond_paper(s) for s in ("l1", "lp0.01", "synops", "hoyer+wl1")] == [False, False, True, True]
@@ -145,9 +147,11 @@ def _set(raw: dict, dotted: str, value) -> dict:
         ("regularization.points.mlp", ["l1-1e-3", "lp0-1e-3"], "regularization.points.mlp[1]", "p in (0, 1]"),
         ("regularization.points.mlp", ["l7-1e-3"], "regularization.points.mlp[0]", "allowed: l1, l2, hoyer"),
         ("simulation.timesteps", 0, "simulation.timesteps", "greater than or equal to 1"),
-        ("distillation.grids.soft_targets.taus", [0.0], "distillation.grids.soft_targets.taus[0]", "greater than 0"),
+        ("distillation.grids.mnist5k.soft_targets.taus", [0.0], "distillation.grids.mnist5k.soft_targets.taus[0]",
+         "greater than 0"),
         ("distillation.alpha", 1.5, "distillation.alpha", "less than or equal to 1"),
-        ("distillation.grids.mse.alphas", [-0.1], "distillation.grids.mse.alphas[0]", "greater than or equal to 0"),
+        ("distillation.grids.mnist5k.mse.alphas", [-0.1], "distillation.grids.mnist5k.mse.alphas[0]",
+         "greater than or equal to 0"),
         ("data.datasets", ["mnist5k", "imagenet"], "data.datasets[1]", "'mnist5k'"),
         ("regularization.archs", ["resnet50"], "regularization.archs[0]", "'mlp' or 'lenet5'"),
         ("regularization.train.lr", "1e-4", "regularization.train.lr", "1.0e-4"),
@@ -176,8 +180,8 @@ def test_string_float_is_refused_not_coerced(raw_params):
 
 
 def test_integer_is_accepted_where_a_float_belongs(raw_params):
-    params = validate_params(_set(raw_params, "distillation.grids.soft_targets.taus", [1, 4]))
-    assert params.distillation.grids.soft_targets.taus == [1.0, 4.0]
+    params = validate_params(_set(raw_params, "distillation.grids.mnist5k.soft_targets.taus", [1, 4]))
+    assert params.distillation.grids["mnist5k"].soft_targets.taus == [1.0, 4.0]
 
 
 def test_missing_setup_for_a_dataset_is_refused(raw_params):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lowspike.distillation import KD_LOSSES, heterogeneous_kd, kd_loss, kl_divergence, mse_kd, soft_target_kd, total_loss
+from lowspike.distillation import METHODS, heterogeneous_kd, kl_divergence, mse_kd, soft_target_kd, total_loss
 
 
 def test_mse_kd_eq2_sums_classes_and_averages_batch():
@@ -58,11 +58,12 @@ def test_kl_of_identical_distributions_is_zero_and_zero_probabilities_are_finite
 
 def test_total_loss_eq1_and_registry():
     assert total_loss(torch.tensor(2.0), torch.tensor(4.0), 0.1).item() == pytest.approx(0.1 * 2 + 0.9 * 4)
-    assert set(KD_LOSSES) == {"mse", "soft_targets", "heterogeneous"}
+    kd_terms = {name: (m.kd, m.kd_args) for name, m in METHODS.items() if m.kd is not None}
+    assert kd_terms == {"mse": (mse_kd, ()), "soft_targets": (soft_target_kd, ("tau",)),
+                        "heterogeneous": (heterogeneous_kd, ("tau_s", "tau_t")),
+                        "combined": (heterogeneous_kd, ("tau_s", "tau_t"))}
     s, t = torch.zeros(1, 2), torch.ones(1, 2)
-    assert kd_loss("soft_targets", s, t, tau=3.0).item() == pytest.approx(0.0, abs=1e-7)
-    with pytest.raises(KeyError, match="allowed"):
-        kd_loss("feature", s, t)
+    assert soft_target_kd(s, t, tau=3.0).item() == pytest.approx(0.0, abs=1e-7)
 
 
 def test_kd_gradient_flows_to_student_only():

@@ -14,21 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from lowspike.config import validate_params
-from lowspike.energy import (
-    ENERGY_MODELS,
-    LayerActivity,
-    NetworkActivity,
-    break_even_from_energies,
-    break_even_spikerate,
-    converted_snn_activity,
-    evaluate_dnn_energy,
-    evaluate_energy,
-    lemaire_energy,
-    network_activity,
-    ops_energy,
-    sram_access_energy,
-)
+from lowspike.params import validate_params
+from lowspike.energy import break_even_from_energies, break_even_spikerate, ENERGY_MODELS, evaluate_dnn_energy, evaluate_energy, LayerActivity, lemaire_energy, network_activity, NetworkActivity, ops_energy, sram_access_energy
+from lowspike.snn.activity import converted_snn_activity
 
 PJ = 1.0e-12
 
@@ -343,8 +331,8 @@ def test_network_records_round_trip_and_refuse_duplicates():
 
 
 def test_converted_snn_activity_maps_the_simulation_onto_weight_layers():
-    from lowspike.metrics import eflops_per_sample, spiking_fanouts
-    from lowspike.snn.conversion import convert
+    from lowspike.snn.activity import eflops_per_sample, spiking_fanouts
+    from lowspike.snn.convert import convert
     from lowspike.snn.simulation import simulate_batch
 
     torch.manual_seed(0)
@@ -369,7 +357,9 @@ def test_converted_snn_activity_maps_the_simulation_onto_weight_layers():
     assert [layer.name for layer in activity.layers] == ["conv2d0", "linear4", "linear6"]
     assert (conv.kind, conv.in_shape, conv.out_shape) == ("conv2d", (1, 8, 8), (3, 8, 8))
     assert (fc1.in_shape, fc1.out_shape, fc2.out_shape) == ((48,), (5,), (4,))
-    assert (conv.weights, conv.biases, conv.dense_macs, conv.bias_outputs) == (27, 2, 27 * 64, 128)
+    # dense MACs without the taps on the zero padding: per row 2 + 6 x 3 + 2 = 22 in-bound taps of the
+    # 3-tap kernel over 8 positions, so 22 x 22 per (input, output) channel pair; 27 x 64 with them
+    assert (conv.weights, conv.biases, conv.dense_macs, conv.bias_outputs) == (27, 2, 3 * 22 * 22, 128)
     assert [layer.input_binary for layer in activity.layers] == [False, True, True]
     assert conv.synops == 0.0 and conv.input_events == pytest.approx(48 * 7)  # 48 non-zero pixels x T
     assert fc1.input_events == simulation["spikes_per_layer"]["if1"]

@@ -8,20 +8,20 @@ import pytest
 import torch
 from torch import nn
 
-from lowspike.config import ParamsError, default_setups, read_params, validate_params
+from lowspike.config import default_setups, ParamsError
+from lowspike.distillation import grids_of
+from lowspike.params import read_params, validate_params
 from lowspike.data import sample_shape
 from lowspike.hints import (
-    HINT_LAYERS,
     HintedStudent,
     align_resolution,
     build_hint_projections,
     hint_loss,
-    hint_pairs,
     normalize_channels,
     projection_for,
     spike_rate,
 )
-from lowspike.models import build_student, build_teacher, count_parameters
+from lowspike.models import MODELS, build_student, build_teacher, count_parameters, hint_pairs
 
 
 def _conv_projection(weight: float, bias: float) -> nn.Conv2d:
@@ -86,7 +86,7 @@ def _pairs_to_check() -> set[tuple[str, str, tuple[int, ...]]]:
     setups = {**default_setups(), **params.distillation.setups}
     pairs = {(s.student, s.teacher, sample_shape(d, params.data)) for d, s in setups.items()}
     image, audio = (1, 28, 28), sample_shape("spoken-commands", params.data)
-    pairs |= {(s, t, audio if s == "sres8" else image) for s, t in HINT_LAYERS}
+    pairs |= {(s.name, t, audio if s.name == "sres8" else image) for s in MODELS.values() for t in s.hints}
     return pairs
 
 
@@ -129,8 +129,9 @@ def _tiny_image_pair():
 def test_feature_losses_add_the_weighted_hint_and_the_activation_penalty():
     from torch.nn import functional as F
 
-    from lowspike.regularizers import spike_activity_penalty
-    from lowspike.studies.distillation import StudentRun, make_student_loss
+    from lowspike.penalties import spike_activity_penalty
+    from lowspike.distillation import StudentRun
+    from lowspike.studies.distillation_train import make_student_loss
 
     student, teacher, hints = _tiny_image_pair()
     x, y = torch.rand(4, 1, 12, 12) * 3, torch.tensor([0, 1, 2, 0])
@@ -154,7 +155,8 @@ def test_feature_losses_add_the_weighted_hint_and_the_activation_penalty():
 
 
 def test_a_hinted_training_step_changes_the_projection_and_the_student_not_the_teacher():
-    from lowspike.studies.distillation import StudentRun, make_student_loss
+    from lowspike.distillation import StudentRun
+    from lowspike.studies.distillation_train import make_student_loss
 
     student, teacher, hints = _tiny_image_pair()
     trained = HintedStudent(student, hints)
@@ -181,19 +183,20 @@ def test_a_hinted_training_step_changes_the_projection_and_the_student_not_the_t
 
 
 def test_feature_grids_are_validated_and_need_declared_hints():
-    grids = {"feature": {"weights": [0.5]}, "feature_act": {"weights": [1.0], "norms": ["l1"], "lambdas": [2.0]}}
+    grids = {"mnist5k": {"feature": {"weights": [0.5]},
+                         "feature_act": {"weights": [1.0], "norms": ["l1"], "lambdas": [2.0]}}}
     params = validate_params({"distillation": {"datasets": ["mnist5k"], "grids": grids}})
-    assert params.distillation.grids.uses_hints
-    assert not validate_params({}).distillation.grids.uses_hints  # beyond the paper: empty by default
-    with pytest.raises(ParamsError, match=r"distillation.grids.feature.weights\[0\]: got -1.0"):
-        validate_params({"distillation": {"grids": {"feature": {"weights": [-1.0]}}}})
-    with pytest.raises(ParamsError, match=r"distillation.grids.feature_act.norms\[0\]: got 'l3'"):
-        validate_params({"distillation": {"grids": {"feature_act": {"weights": [1.0], "norms": ["l3"]}}}})
+    assert grids_of(params, "mnist5k").uses_hints
+    assert not grids_of(validate_params({}), "mnist5k").uses_hints  # every grid is empty by default
+    with pytest.raises(ParamsError, match=r"distillation.grids.mnist5k.feature.weights\[0\]: got -1.0"):
+        validate_params({"distillation": {"grids": {"mnist5k": {"feature": {"weights": [-1.0]}}}}})
+    with pytest.raises(ParamsError, match=r"distillation.grids.mnist5k.feature_act.norms\[0\]: got 'l3'"):
+        validate_params({"distillation": {"grids": {"mnist5k": {"feature_act": {"weights": [1.0], "norms": ["l3"]}}}}})
     unmapped = {"student": "sres8", "teacher": "vgg13", "neuron": "lif", "timesteps": 2,
                 "student_train": {}, "teacher_train": {}}
     raw = {"distillation": {"datasets": ["mnist5k"], "setups": {"mnist5k": unmapped}, "grids": grids}}
     with pytest.raises(ParamsError, match="distillation.setups.mnist5k: got student 'sres8' with teacher 'vgg13': "
                                           "feature-based KD"):
         validate_params(raw)
-    raw["distillation"]["grids"] = {"feature": {"weights": []}}
+    raw["distillation"]["grids"] = {"mnist5k": {"feature": {"weights": []}}}
     validate_params(raw)  # without hint runs the pair needs no hints

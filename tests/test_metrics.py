@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from lowspike.metrics import eflops_per_sample, spikerate, spiking_fanouts, synops_from_spikes, weight_fanout
+from lowspike.snn.activity import eflops_per_sample, spiking_fanouts
+from lowspike.metrics import spikerate
+from lowspike.projections import fanout, synops_from_spikes
 
 
 def test_conv_fanout_is_exact_at_borders():
@@ -12,12 +14,12 @@ def test_conv_fanout_is_exact_at_borders():
     # one output position reads every input position once, except the centre (zero weight).
     w = torch.ones(1, 1, 3, 3)
     w[0, 0, 1, 1] = 0
-    spec = {"kind": "conv", "weight": w, "bias": torch.zeros(1), "stride": [1, 1], "padding": [0, 0]}
-    assert weight_fanout(spec, (1, 3, 3)).tolist() == [[[1, 1, 1], [1, 0, 1], [1, 1, 1]]]
+    mask = (w != 0).double()
+    counts, out_shape = fanout(mask, (1, 3, 3), stride=(1, 1), padding=(0, 0))
+    assert counts.tolist() == [[[1, 1, 1], [1, 0, 1], [1, 1, 1]]] and out_shape == (1, 1, 1)
     # padding 1 -> 9 output positions. The corner (0,0) is read by outputs (0,0),(0,1),(1,0),(1,1)
     # through kernel offsets (1,1) [zero], (1,0), (0,1), (0,0): 3 non-zero weights.
-    spec["padding"] = [1, 1]
-    fan = weight_fanout(spec, (1, 3, 3))[0]
+    fan = fanout(mask, (1, 3, 3), stride=(1, 1), padding=(1, 1))[0][0]
     assert fan[0, 0].item() == 3
     assert fan[1, 1].item() == 8  # read by all 9 outputs, once through the zero centre
     assert fan[0, 1].item() == 5  # read by 6 outputs, once through the centre
@@ -25,8 +27,8 @@ def test_conv_fanout_is_exact_at_borders():
 
 def test_linear_fanout_counts_nonzero_weights_per_input():
     w = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, -1.0]])
-    spec = {"kind": "linear", "weight": w, "bias": torch.zeros(2)}
-    assert weight_fanout(spec, (3,)).tolist() == [1, 0, 2]
+    counts, out_shape = fanout((w != 0).double(), (3,))
+    assert counts.tolist() == [1, 0, 2] and out_shape == (2,)
 
 
 def test_synops_two_layer_network_by_hand():

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lowspike.metrics import (NETWORK_INPUT, Projection, StudentActivityMeter, folded_weight_and_bias,
-                              student_layer_activity)
+from lowspike.projections import NETWORK_INPUT, Projection
+from lowspike.metrics import folded_weight_and_bias, student_layer_activity, StudentActivityMeter
 from lowspike.models import build_student
 from lowspike.models.spiking import SpikingNetwork, SpikingNeurons, over_time
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lowspike.config import validate_params
+from lowspike.params import validate_params
 from lowspike.energy import evaluate_dnn_energy, network_activity
 from lowspike.metrics import teacher_layer_activity
 from lowspike.models import build_teacher
@@ -47,6 +47,9 @@ class TinyTeacher(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.block(self.stem(x)).mean(dim=2))
+
+    def shortcut_blocks(self) -> list[str]:
+        return ["block"]
 
 
 def test_records_of_a_hand_computed_teacher():

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from lowspike.regularizers import activity_penalty, build_regularizer, hoyer, hoyer_square, l1, l2, lp
+from lowspike.penalties import activity_penalty
+from lowspike.regularizers import build_regularizer, hoyer, hoyer_square, l1, l2, lp
 
 # Two samples of a 2x2 activation map:
 #   sample 0 = [3, 0, 4, 0]  -> |x|_1 = 7, sum x^2 = 25, |x|_2 = 5
@@ -61,7 +62,7 @@ def test_activity_penalty_sums_layers_and_gradients_are_finite_at_zero():
 
 # ------------------------------------------------ spike and logits regularization (distillation paper)
 
-from lowspike.regularizers import logits_penalty, normalized_layer_norm, spike_activity_penalty  # noqa: E402
+from lowspike.penalties import logits_penalty, normalized_layer_norm, spike_activity_penalty  # noqa: E402
 
 
 def test_spike_l1_eq6_eq9_is_mean_firing_probability():
@@ -121,7 +122,7 @@ def test_synops_weights_each_activation_by_its_fanout():
 
 
 def test_dnn_fanouts_count_nonzero_weights_through_pooling():
-    from lowspike.metrics import dnn_fanouts
+    from lowspike.snn.activity import dnn_fanouts
     from lowspike.models import build_dnn
 
     mlp = build_dnn("mlp", (1, 4, 4), 3)
@@ -148,10 +149,11 @@ def test_the_synops_penalty_is_the_dnn_side_estimate_of_the_converted_snn_synops
     activation): each hidden neuron's input current is x_i / lambda_1 <= 1 per step, so over T steps
     it fires T x_i / lambda_1 spikes up to one (reset by subtraction, fire on > 1), and the SNN's
     SynOps equal T / lambda_1 times the penalty's estimate sum_i x_i f_i, within sum_i f_i."""
-    from lowspike.metrics import dnn_fanouts, spiking_fanouts
+    from lowspike.snn.activity import dnn_fanouts, spiking_fanouts
     from lowspike.models import build_dnn
-    from lowspike.regularizers import activity_penalty, mean_fanout, synops, synops_penalty
-    from lowspike.snn.conversion import convert
+    from lowspike.penalties import activity_penalty, mean_fanout, synops_penalty
+    from lowspike.regularizers import synops
+    from lowspike.snn.convert import convert
     from lowspike.snn.simulation import simulate_batch
 
     torch.manual_seed(0)
@@ -177,7 +179,7 @@ def test_the_synops_penalty_is_the_dnn_side_estimate_of_the_converted_snn_synops
 
 
 def test_weight_l1_prune_and_connection_sparsity_hand_computed():
-    from lowspike.regularizers import connection_sparsity, prune_small_weights, weight_l1
+    from lowspike.penalties import connection_sparsity, prune_small_weights, weight_l1
 
     layer = torch.nn.Linear(3, 2)
     with torch.no_grad():

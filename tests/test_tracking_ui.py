@@ -24,6 +24,8 @@ from lowspike.tracking import start_run
 
 from .browser import chromium, dump_dom  # noqa: F401 - chromium is a fixture
 
+pytestmark = pytest.mark.integration
+
 STARTUP_S = 90
 RUNS = {"train mnist5k/mlp/l1-0.001": (0.9712, 3.25), "train mnist5k/mlp/l1-0.01": (0.9588, 0.75)}
 

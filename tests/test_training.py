@@ -89,3 +89,22 @@ def test_nan_loss_ends_with_status_diverged():
     assert result.status == "diverged"
     assert result.history == [{"epoch": 1, "status": "diverged"}]
     assert math.isnan(result.best_val_loss)
+
+
+def test_bfloat16_falls_back_to_float32_with_one_line_on_a_cpu_without_bf16(monkeypatch, capsys):
+    from lowspike import training
+
+    layer = torch.nn.Linear(4, 3)
+    x = torch.randn(2, 4)
+    monkeypatch.setattr(training, "_warned_no_bfloat16", False)
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    for _ in range(2):
+        with training.autocast("bfloat16", "cpu"):
+            out = layer(x)
+        assert out.dtype == torch.float32 and torch.equal(out, layer(x))
+    err = capsys.readouterr().err
+    assert err.count("falls back to float32") == 1
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: True)
+    with training.autocast("bfloat16", "cpu"):
+        assert layer(x).dtype == torch.bfloat16
+    assert training.effective_precision("float32", "cpu") == "float32"

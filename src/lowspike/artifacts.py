@@ -2,11 +2,14 @@
 
 A writer fills a temporary file in the destination folder and renames it over the target,
 so a stage killed at any point leaves either the old file or the new one, never a torn one.
+JSON is written with sorted keys and no wall-clock field, so equal results give equal bytes
+(DVC then re-runs nothing downstream). Tensors and checkpoints: :mod:`lowspike.checkpoints`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import json
@@ -15,8 +18,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
-
-import torch
 
 
 @contextlib.contextmanager
@@ -38,16 +39,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 
 def _json_safe(value: Any) -> Any:
+    """Non-finite floats as None, tuples as lists, paths as strings, tensors and arrays as
+    nested lists (anything with ``tolist``)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return _json_safe(value.tolist())
     if isinstance(value, Path):
         return str(value)
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes, int, bool)):
+        return _json_safe(value.tolist())
     return value
 
 
@@ -70,9 +73,6 @@ def write_text(target: str | Path, text: str) -> None:
 def write_csv(target: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:
     """``rows`` as CSV with a header; ``columns`` defaults to every key in order of first
     appearance, keys outside ``columns`` are left out, and missing or None cells are empty."""
-    import csv
-    import io
-
     if columns is None:
         columns = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()
@@ -82,30 +82,9 @@ def write_csv(target: str | Path, rows: list[dict], columns: list[str] | None = 
     write_text(target, buffer.getvalue())
 
 
-def torch_bytes(obj: Any) -> bytes:
-    """``torch.save`` of ``obj`` into memory: the same object gives the same bytes.
-
-    ``torch.save`` to a path stores that file's name inside the archive, so saving through a
-    randomly named temporary file made every run's bytes differ (and DVC re-ran everything
-    downstream). An in-memory buffer has no name: the archive root is always ``archive``.
-    """
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
 def write_bytes(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
-
-
-def save_torch(target: str | Path, obj: Any) -> None:
-    """``torch.save`` into memory, then written atomically: byte-identical for equal objects."""
-    write_bytes(target, torch_bytes(obj))
-
-
-def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    return torch.load(Path(path), map_location=map_location, weights_only=False)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -1,137 +1,48 @@
 """The one typed schema of ``params.yaml``.
 
-Every stage loads its section through :func:`load_params`. A bad value stops the stage
-before any work with one line on stderr naming the key path, the bad value and what is
-allowed, and exit code 2 (no traceback, no output written).
+Every stage loads its params through :func:`lowspike.params.load_params`: this schema, then the
+cross-checks between sections (every model fits the data it is trained on). A bad value stops
+the stage before any work with one line on stderr naming the key path, the bad value and what is
+allowed, and exit code 2 (no traceback, no output written). ``python -m lowspike.config
+[params.yaml]`` checks a file (both steps).
 
 A params *file* must be complete: every section and key is written out except the few listed
 in a section's ``optional_keys`` (an empty or partial file would silently run on defaults and
-rewrite outputs). Combinations are checked before any work too: every dataset of a study has a
-setup, and every model fits the input shape of every dataset it is trained on.
+rewrite outputs).
 
 The file is read as DVC reads and rewrites it (YAML 1.2 core schema): ``1e-4`` is a float, only
 ``true``/``false`` are booleans. Types are strict: a number in quotes is a string and is refused,
-never coerced.
+never coerced. The names a key accepts come from the registries (datasets, models,
+regularizers, distillation methods, surrogates, energy models), which import no torch.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import sys
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
+
+from .data import DATASETS
+from .distillation import DistillationGrids
+from .energy import ENERGY_MODELS
+from .errors import ParamsError
+from .models import names as model_names
+from .regularizers import check_point, split_point
+from .schema import NonNegFloat, NonNegInt, PosFloat, PosInt, Section, UnitFloat
+from .snn.surrogates import SURROGATE_DERIVATIVES
 
 DEFAULT_PARAMS = Path("params.yaml")
 
-DatasetName = Literal["mnist5k", "digits", "mnist", "cifar10", "gsc", "spoken-commands"]
-DnnArch = Literal["mlp", "lenet5"]
-StudentModel = Literal["scnn", "sres8", "svgg11"]
-TeacherModel = Literal["vgg13", "resnet15", "vgg16"]
-Surrogate = Literal["atan", "fast_sigmoid", "sigmoid", "triangular"]
-
-REGULARIZER_NAMES = ("l1", "l2", "hoyer", "hoyer_square", "synops")
-WEIGHT_PENALTIES = ("wl1",)
-BEYOND_PAPER_REGULARIZERS = ("synops",)
-"""Regularizers the regularization paper did not try (its Sec. 5: future work)."""
-_LP_PATTERN = re.compile(r"^lp(?P<p>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$")
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-Float = Annotated[float, AfterValidator(_finite)]
-NonNegFloat = Annotated[float, Field(ge=0.0), AfterValidator(_finite)]
-PosFloat = Annotated[float, Field(gt=0.0), AfterValidator(_finite)]
-UnitFloat = Annotated[float, Field(ge=0.0, le=1.0), AfterValidator(_finite)]
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
-
-
-def parse_regularizer(spec: str) -> tuple[str, dict[str, float]]:
-    """Split an activity regularizer spec into its registry name and keyword arguments.
-
-    ``l1``, ``l2``, ``hoyer``, ``hoyer_square``, ``synops`` take no argument; ``lp0.5`` means the
-    Lp regularizer with p = 0.5 (any p in (0, 1]).
-    """
-    if spec in REGULARIZER_NAMES:
-        return spec, {}
-    match = _LP_PATTERN.match(spec)
-    if match is None:
-        raise ValueError(
-            f"unknown regularizer; allowed: {', '.join(REGULARIZER_NAMES)} or lp<p> with p in (0, 1] (e.g. lp0.5), "
-            f"optionally joined with a weight penalty: <regularizer>+{'|'.join(WEIGHT_PENALTIES)} (e.g. l1+wl1)"
-        )
-    p = float(match.group("p"))
-    if not 0.0 < p <= 1.0:
-        raise ValueError("lp<p> needs p in (0, 1]")
-    return "lp", {"p": p}
-
-
-def split_point_spec(spec: str) -> tuple[str, str | None]:
-    """``"l1+wl1"`` -> ``("l1", "wl1")``: the activity regularizer and the weight penalty trained
-    jointly with it (None for the paper's activity-only regularizers)."""
-    activity, plus, weight = spec.partition("+")
-    if plus and weight not in WEIGHT_PENALTIES:
-        raise ValueError(f"unknown weight penalty {weight!r}; allowed: {', '.join(WEIGHT_PENALTIES)}")
-    return activity, (weight if plus else None)
-
-
-def is_beyond_paper(spec: str) -> bool:
-    """A regularizer spec that the regularization paper did not evaluate (marked in the reports)."""
-    activity, weight = split_point_spec(spec)
-    return weight is not None or activity in BEYOND_PAPER_REGULARIZERS
-
-
-def _check_regularizer(spec: str) -> str:
-    activity, _ = split_point_spec(spec)
-    parse_regularizer(activity)
-    return spec
-
-
-RegularizerSpec = Annotated[str, AfterValidator(_check_regularizer)]
-
-_POINT_PATTERN = re.compile(r"^(?P<spec>.+?)-(?P<lam>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)$")
-
-
-def split_point(point: str) -> tuple[str, float]:
-    """``"l1-1e-4"`` -> ``("l1", 0.0001)``: a regularized training of the conversion study."""
-    match = _POINT_PATTERN.match(point)
-    if match is None:
-        raise ValueError("a point is <regularizer>-<lambda>, e.g. l1-1e-4, lp0.5-0.001 or l1+wl1-3e-4")
-    lam = float(match.group("lam"))
-    if not math.isfinite(lam):
-        raise ValueError("lambda must be a finite number")
-    return match.group("spec"), lam
-
-
-def _check_point(point: str) -> str:
-    spec, _ = split_point(point)
-    _check_regularizer(spec)
-    return point
-
-
-PointSpec = Annotated[str, AfterValidator(_check_point)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    optional_keys: ClassVar[frozenset[str]] = frozenset()
-    """Keys a params *file* may leave out (their defaults apply); every other key must be written."""
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+DnnArch = Literal[model_names("dnn")]  # type: ignore[valid-type]
+StudentModel = Literal[model_names("student")]  # type: ignore[valid-type]
+TeacherModel = Literal[model_names("teacher")]  # type: ignore[valid-type]
+Surrogate = Literal[tuple(SURROGATE_DERIVATIVES)]  # type: ignore[valid-type]
+EnergyModelName = Literal[tuple(ENERGY_MODELS)]  # type: ignore[valid-type]
+PointSpec = Annotated[str, AfterValidator(check_point)]
 
 
 # --------------------------------------------------------------------------- data
@@ -170,14 +81,21 @@ class GscConfig(Section):
 
 
 class SpokenCommandsConfig(Section):
-    """Offline keyword set synthesized with eSpeak NG in the GSC layout."""
+    """Offline keyword set synthesized with eSpeak NG in the GSC layout.
+
+    ``clips_per_word`` clips of each word are split into validation (``val_fraction`` of them)
+    and training (the rest); the test split has a size of its own, ``test_clips_per_word`` more
+    clips of each word (10 words x 200 = 2,000 clips, so that one clip is 0.05 pt of accuracy).
+    """
 
     words: list[str] = Field(
         default_factory=lambda: ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
     )
     clips_per_word: PosInt = 300
     val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
-    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    test_clips_per_word: PosInt = Field(
+        200, description="test clips of each word, a split of its own beside clips_per_word "
+                         "(10 words x 200 = 2,000 clips: one clip is 0.05 pt)")
     noise_level: NonNegFloat = 0.003
 
     @field_validator("words")
@@ -281,6 +199,10 @@ class RegularizationStudyConfig(Section):
     pruning, no fine-tuning) before the model is saved: L1 drives weights towards zero but Adam
     leaves them small, not zero. 0 keeps every weight."""
     train: TrainConfig = TrainConfig()
+    baseline_extra_seeds: list[NonNegInt] = Field(default_factory=lambda: [1, 2])
+    """The baseline trained again with these seeds (``train.seed`` trains the points and the
+    baseline): its spread over the seeds is the training noise a finding's margin must exceed
+    (docs/statistics.md). Folders and stages ``baseline-seed<k>``."""
     max_accuracy_drop: dict[DatasetName, NonNegFloat] = Field(
         default_factory=lambda: {"mnist5k": 0.5, "digits": 0.5, "mnist": 0.5, "cifar10": 5.0}
     )
@@ -302,6 +224,14 @@ class RegularizationStudyConfig(Section):
         if len(set(values)) != len(values):
             raise ValueError("must not repeat a value")
         return values
+
+    @model_validator(mode="after")
+    def _extra_seeds(self) -> "RegularizationStudyConfig":
+        if self.train.seed in self.baseline_extra_seeds or len(set(self.baseline_extra_seeds)) != len(
+                self.baseline_extra_seeds):
+            raise ValueError(f"baseline_extra_seeds {self.baseline_extra_seeds}: must not repeat a seed nor hold "
+                             f"train.seed ({self.train.seed}), which trains the baseline already")
+        return self
 
     @model_validator(mode="after")
     def _points_per_arch(self) -> "RegularizationStudyConfig":
@@ -354,80 +284,6 @@ class StudentSetup(Section):
     teacher_train: TrainConfig
 
 
-class MseGrid(Section):
-    alphas: list[UnitFloat] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
-
-
-class SoftTargetGrid(Section):
-    taus: list[PosFloat] = Field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0])
-
-
-class HeterogeneousGrid(Section):
-    tau_s: list[PosFloat] = Field(default_factory=lambda: [1.0, 2.0, 4.0])
-    tau_t: list[PosFloat] = Field(default_factory=lambda: [1.0, 4.0, 8.0])
-
-
-class ActivationRegGrid(Section):
-    """lambda values (Eq. 10) of activation regularization, per norm. The normalized l2 norm of
-    Eq. 9 is about sqrt(spikes) / (n T), orders of magnitude below the l1 norm, so each norm has
-    its own list; an empty list skips that norm."""
-
-    l1: list[NonNegFloat] = Field(default_factory=lambda: [5.0e-1, 2.0])
-    l2: list[NonNegFloat] = Field(default_factory=lambda: [5.0e2])
-
-
-class LogitsRegGrid(Section):
-    """lambda values (Eq. 10) of logits regularization, per norm (l2 = Euclidean, Eq. 8;
-    l2sq = squared, Eq. 7)."""
-
-    l2: list[NonNegFloat] = Field(default_factory=lambda: [5.0e-1])
-    l2sq: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-2])
-
-
-class CombinedGrid(Section):
-    """Heterogeneous-temperature KD and activation regularization in one loss (the paper's future
-    work): the cross product of the four lists."""
-
-    tau_s: list[PosFloat] = Field(default_factory=lambda: [1.0])
-    tau_t: list[PosFloat] = Field(default_factory=lambda: [8.0])
-    norms: list[Literal["l1", "l2"]] = Field(default_factory=lambda: ["l1"])
-    lambdas: list[NonNegFloat] = Field(default_factory=lambda: [1.0e-1])
-
-
-class FeatureHintGrid(Section):
-    """Feature-based KD (FitNets hints, Romero et al. 2015, the paper's future work; see
-    :mod:`lowspike.hints`): the hint weights ``w`` of ``L = CE + w L_hint``. Beyond the paper, so
-    empty unless params.yaml sets it."""
-
-    weights: list[NonNegFloat] = Field(default_factory=list)
-
-
-class FeatureActGrid(Section):
-    """Hints and activation regularization in one loss, ``L = CE + w L_hint + lambda Omega``
-    (Eqs. 9-10): the cross product of the three lists. Empty unless params.yaml sets it."""
-
-    weights: list[NonNegFloat] = Field(default_factory=list)
-    norms: list[Literal["l1", "l2"]] = Field(default_factory=list)
-    lambdas: list[NonNegFloat] = Field(default_factory=list)
-
-
-class DistillationGrids(Section):
-    mse: MseGrid = MseGrid()
-    soft_targets: SoftTargetGrid = SoftTargetGrid()
-    heterogeneous: HeterogeneousGrid = HeterogeneousGrid()
-    activation: ActivationRegGrid = ActivationRegGrid()
-    logits: LogitsRegGrid = LogitsRegGrid()
-    combined: CombinedGrid = CombinedGrid()
-    feature: FeatureHintGrid = FeatureHintGrid()
-    feature_act: FeatureActGrid = FeatureActGrid()
-
-    @property
-    def uses_hints(self) -> bool:
-        """Whether a grid holds a feature-based KD run (its student/teacher pairs need hints)."""
-        f = self.feature_act
-        return bool(self.feature.weights) or bool(f.weights and f.norms and f.lambdas)
-
-
 def default_setups() -> dict[str, StudentSetup]:
     """Table I of the distillation paper, per dataset (epochs and batch sizes of the paper), and
     a setup that fits scikit-learn's 8x8 digits. These are the defaults of library calls; a
@@ -465,20 +321,42 @@ class DistillationStudyConfig(Section):
 
     datasets: list[DatasetName] = Field(default_factory=lambda: ["mnist5k", "spoken-commands"])
     seeds: list[NonNegInt] = Field(default_factory=lambda: [0])
+    """The seeds every configuration of the grids is trained with."""
+    baseline_seeds: list[NonNegInt] = Field(default_factory=lambda: [0, 1, 2])
+    """The seeds of the baseline (the paper: "the average of three runs"): each configuration is
+    compared with the baseline of its own seed, and the baseline's spread over these seeds is
+    the training noise a finding's margin must exceed (docs/statistics.md). Holds ``seeds``."""
     alpha: UnitFloat = 0.1
     surrogate: Surrogate = "atan"
     setups: dict[DatasetName, StudentSetup] = Field(default_factory=lambda: default_setups())
-    grids: DistillationGrids = DistillationGrids()
+    grids: dict[DatasetName, DistillationGrids] = Field(default_factory=dict)
+    """Per dataset, the grid of each method (:data:`lowspike.distillation.METHODS`): each network
+    has its own useful range of a setting, as each architecture has its own lambdas in the
+    conversion study. A method left out runs nothing on that dataset; a dataset left out runs
+    only its baseline."""
     neurobench_samples: NonNegInt = 256
     """NeuroBench's metrics of every student are computed on the first N test samples (0: not
     computed; more than the split: the whole split): NeuroBench runs a student one timestep
     per call, about 16 ms per sample for SCNN, 8 ms for SRes-8 and 220 ms for SVGG-11 on CPU."""
+
+    @field_validator("seeds", "baseline_seeds")
+    @classmethod
+    def _seeds(cls, values: list[int]) -> list[int]:
+        if not values:
+            raise ValueError("must not be empty")
+        if len(set(values)) != len(values):
+            raise ValueError("must not repeat a seed")
+        return values
 
     @model_validator(mode="after")
     def _setup_per_dataset(self) -> "DistillationStudyConfig":
         missing = [name for name in self.datasets if name not in self.setups]
         if missing:
             raise ValueError(f"setups has no entry for dataset(s) {missing}")
+        unpaired = [seed for seed in self.seeds if seed not in self.baseline_seeds]
+        if unpaired:
+            raise ValueError(f"baseline_seeds {self.baseline_seeds} must hold every seed of seeds (each configuration "
+                             f"is compared with the baseline of its seed); missing {unpaired}")
         return self
 
 
@@ -489,6 +367,18 @@ class TrackingConfig(Section):
     enabled: bool = True
     uri: str = ""  # empty = sqlite:///<repo root>/mlflow.db ; MLFLOW_TRACKING_URI overrides
     experiment_prefix: str = "lowspike"
+
+
+class StatisticsConfig(Section):
+    """How sure each result is (docs/statistics.md, :mod:`lowspike.stats`): a paired bootstrap
+    over the test samples, the same resamples for every model of a dataset and every finding."""
+
+    resamples: Annotated[int, Field(ge=100)] = 1000
+    seed: NonNegInt = 0
+    level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    """The intervals' coverage; a finding holds when at least this share of the resamples
+    satisfies it (and its margin exceeds the baseline's seed spread), does not hold when at most
+    ``1 - level`` do."""
 
 
 class ReportConfig(Section):
@@ -515,9 +405,9 @@ class LemaireEnergyConfig(Section):
 
 
 class EnergyConfig(Section):
-    """Energy per inference (issue 14): which models, and the choices of each."""
+    """Energy per inference (docs/energy.md): which models, and the choices of each."""
 
-    models: list[Literal["ops", "lemaire"]] = Field(default_factory=lambda: ["ops", "lemaire"])
+    models: list[EnergyModelName] = Field(default_factory=lambda: ["ops", "lemaire"])
     analog_input: Literal["once", "every_timestep"] = "once"
     ops: OpsEnergyConfig = OpsEnergyConfig()
     lemaire: LemaireEnergyConfig = LemaireEnergyConfig()
@@ -540,6 +430,7 @@ class Params(Section):
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
     energy: EnergyConfig = EnergyConfig()
+    statistics: StatisticsConfig = StatisticsConfig()
 
 
 class _ParamsLoader(yaml.SafeLoader):
@@ -558,10 +449,6 @@ _ParamsLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
     list("-+0123456789."))
-
-
-class ParamsError(Exception):
-    """A params.yaml value is invalid; ``str()`` is the one-line message."""
 
 
 def _format_location(loc: tuple[Any, ...]) -> str:
@@ -610,45 +497,6 @@ def _format_error(error: dict[str, Any], source: str, total: int) -> str:
     return f"{source}: {location}: got {shown}: {message}{hint}{more}"
 
 
-def check_models_fit_data(params: "Params") -> str | None:
-    """``<key>: <why>`` for the first model that cannot take the samples of a dataset it is
-    trained on (a DNN of the conversion study, a student or teacher of a distillation setup),
-    or None. Checked from the shapes alone (:mod:`lowspike.models.inputs`)."""
-    from .data import sample_shape
-    from .models.inputs import input_problem
-
-    for dataset in params.regularization.datasets:
-        for index, arch in enumerate(params.regularization.archs):
-            problem = input_problem(arch, sample_shape(dataset, params.data))
-            if problem:
-                return f"regularization.archs[{index}]: got {arch!r}: {problem} (dataset {dataset})"
-    for dataset in params.distillation.datasets:
-        setup = params.distillation.setups[dataset]
-        for role in ("student", "teacher"):
-            problem = input_problem(getattr(setup, role), sample_shape(dataset, params.data))
-            if problem:
-                return (f"distillation.setups.{dataset}.{role}: got {getattr(setup, role)!r}: {problem} "
-                        f"(dataset {dataset})")
-    return None
-
-
-def check_hint_pairs(params: "Params") -> str | None:
-    """``<key>: <why>`` for the first dataset whose student/teacher pair has no declared hints
-    (:data:`lowspike.hints.HINT_LAYERS`) while the feature-based KD grids are not empty, or None."""
-    if not params.distillation.grids.uses_hints:
-        return None
-    from .hints import HINT_LAYERS
-
-    for dataset in params.distillation.datasets:
-        setup = params.distillation.setups[dataset]
-        if (setup.student, setup.teacher) not in HINT_LAYERS:
-            declared = ", ".join(f"{s}/{t}" for s, t in HINT_LAYERS)
-            return (f"distillation.setups.{dataset}: got student {setup.student!r} with teacher {setup.teacher!r}: "
-                    f"feature-based KD (distillation.grids.feature, feature_act) has no hints declared for this "
-                    f"pair (declared: {declared})")
-    return None
-
-
 def missing_keys(section: type[BaseModel], raw: Any, path: str = "") -> list[str]:
     """Dotted paths of the keys of ``section`` that ``raw`` leaves out (``optional_keys`` aside),
     walking nested sections and mappings of sections (``distillation.setups.<dataset>``)."""
@@ -673,8 +521,9 @@ def missing_keys(section: type[BaseModel], raw: Any, path: str = "") -> list[str
     return missing
 
 
-def validate_params(raw: Any, source: str = "params.yaml", complete: bool = False) -> Params:
-    """Validate a parsed params mapping; raises :class:`ParamsError` with one line.
+def parse_params(raw: Any, source: str = "params.yaml", complete: bool = False) -> Params:
+    """Validate a parsed params mapping against the schema; raises :class:`ParamsError` with one
+    line. (:func:`lowspike.params.validate_params` adds the cross-checks.)
 
     ``complete``: refuse a mapping that leaves out a required key (what a params file must do;
     library callers may pass a partial mapping and get the defaults)."""
@@ -692,14 +541,10 @@ def validate_params(raw: Any, source: str = "params.yaml", complete: bool = Fals
             raise ParamsError(f"{source}: {missing[0]}: missing: write every key (missing: "
                               f"{', '.join(missing[:3])}{more})")
     try:
-        params = Params.model_validate(raw)
+        return Params.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
         raise ParamsError(_format_error(errors[0], source, len(errors))) from None
-    problem = check_models_fit_data(params) or check_hint_pairs(params)
-    if problem:
-        raise ParamsError(f"{source}: {problem}")
-    return params
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
@@ -711,36 +556,24 @@ def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
     return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {cause}"
 
 
-def read_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate a complete params file; raises :class:`ParamsError`."""
+def read_params_file(path: str | Path) -> Any:
+    """The parsed YAML of a params file (as DVC reads it); raises :class:`ParamsError` when the
+    file is missing or not valid YAML."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: file not found")
     try:
-        raw = yaml.load(path.read_text(), Loader=_ParamsLoader)
+        return yaml.load(path.read_text(), Loader=_ParamsLoader)
     except yaml.YAMLError as exc:
         raise ParamsError(_yaml_error(path, exc)) from None
-    return validate_params(raw, str(path), complete=True)
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Entry point for stages: on a bad value print one line and exit with code 2."""
-    try:
-        return read_params(path)
-    except ParamsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lowspike.config [params.yaml]``: validate the file before DVC expands the
-    stages from it (``make repro`` runs this first); exit 0, or one line and exit 2."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    path = argv[0] if argv else str(DEFAULT_PARAMS)
-    load_params(path)
-    print(f"{path}: valid")
-    return 0
+def read_schema(path: str | Path) -> Params:
+    """A complete params file validated against the schema alone (no cross-checks)."""
+    return parse_params(read_params_file(path), str(path), complete=True)
 
 
 if __name__ == "__main__":
+    from .params import main
+
     raise SystemExit(main())

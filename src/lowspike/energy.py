@@ -1,4 +1,4 @@
-"""Energy per inference of a spiking network and of its non-spiking counterpart (issue 14).
+"""Energy per inference of a spiking network and of its non-spiking counterpart (docs/energy.md).
 
 Two models, one registry :data:`ENERGY_MODELS` (params ``energy.models``), both functions of
 a network's per-layer activity (:class:`NetworkActivity`) and of :class:`~lowspike.config.EnergyConfig`:
@@ -17,7 +17,7 @@ hardware: only the MACs whose weight and input are both non-zero, the EFLOPS of 
 regularization paper). Every energy is a sum of named terms per layer
 (:class:`NetworkEnergy`), so reports can show compute against memory.
 
-Conventions (../shared/papers/README.md): SynOps count every spike times the number of
+Conventions (docs/conventions.md): SynOps count every spike times the number of
 non-zero weights that read it, exact at borders, summed over T; a spike through k x k average
 pooling counts the fan-out of its pooled cell, so a layer fed by pooled spikes has binary
 input events. The spikerate is spikes per neuron per inference (Eq. 12 of the distillation
@@ -103,6 +103,74 @@ def _exceeds(value: float, bound: float) -> bool:
     return value > bound * (1.0 + _RELATIVE_SLACK) + _RELATIVE_SLACK
 
 
+def _check_shortcut(where: str, kind: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                    counts: dict[str, int]) -> None:
+    """An identity shortcut: equal shapes, no weight or bias, one addition per output element."""
+    if in_shape != out_shape:
+        _fail(where, "out_shape", list(out_shape), f"must equal in_shape {list(in_shape)} for a shortcut")
+    for key in ("weights", "nonzero_weights", "biases"):
+        if counts[key]:
+            _fail(where, key, counts[key], "must be 0 for a shortcut")
+    if counts["dense_macs"] != math.prod(out_shape):
+        _fail(where, "dense_macs", counts["dense_macs"],
+              f"must be {math.prod(out_shape)} (one addition per output element) for a shortcut")
+
+
+def _check_weight_layer(where: str, kind: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                        counts: dict[str, int]) -> None:
+    """A linear layer or a convolution: its weights, biases and dense MACs fit its shapes."""
+    weights, dense_macs = counts["weights"], counts["dense_macs"]
+    if weights == 0:
+        _fail(where, "weights", weights, "must be at least 1")
+    if counts["nonzero_weights"] > weights:
+        _fail(where, "nonzero_weights", counts["nonzero_weights"], f"must be at most weights ({weights})")
+    if counts["biases"] > out_shape[0]:
+        _fail(where, "biases", counts["biases"], f"must be at most the output channels ({out_shape[0]})")
+    if kind == "linear" and dense_macs != weights:
+        _fail(where, "dense_macs", dense_macs, f"must be {weights} (the weights of a linear layer)")
+    if kind != "linear":
+        if weights % (in_shape[0] * out_shape[0]):
+            _fail(where, "weights", weights, "must be in_channels x out_channels x kernel size (groups=1)")
+        bound = weights * math.prod(out_shape[1:])
+        if not 0 < dense_macs <= bound:
+            _fail(where, "dense_macs", dense_macs,
+                  f"must be in [1, {bound}] (weights x output positions, less the taps on padding)")
+
+
+def _check_events(where: str, kind: str, record: dict, weights: int) -> tuple[bool, float, float]:
+    """``input_binary``, ``synops`` and ``input_events``: SynOps only from binary input, at most
+    one membrane per arriving spike for a shortcut, at most every weight for a layer."""
+    binary = record["input_binary"]
+    if not isinstance(binary, bool):
+        _fail(where, "input_binary", binary, "must be true or false")
+    synops = _count(where, "synops", record["synops"])
+    events = _count(where, "input_events", record["input_events"])
+    if not binary and synops != 0:
+        _fail(where, "synops", synops, "must be 0 for an analog (non-binary) input")
+    if _exceeds(synops, events * (1 if kind == "residual" else weights)):
+        _fail(where, "synops", synops, "must be at most input_events (one membrane per spike)" if kind == "residual"
+              else "must be at most input_events x weights")
+    return binary, synops, events
+
+
+def _check_neurons(where: str, kind: str, record: dict, out_shape: tuple[int, ...]) -> tuple[int, float, str]:
+    """``neurons``, ``output_spikes`` and ``neuron_model``: none for a readout or a shortcut."""
+    neurons = _count(where, "neurons", record["neurons"], integer=True)
+    output_spikes = _count(where, "output_spikes", record["output_spikes"])
+    model = record["neuron_model"]
+    if model not in NEURON_MODELS:
+        _fail(where, "neuron_model", model, f"must be one of {NEURON_MODELS}")
+    if neurons > math.prod(out_shape):
+        _fail(where, "neurons", neurons, f"must be at most the outputs ({math.prod(out_shape)})")
+    if (model == "none") != (neurons == 0):
+        _fail(where, "neurons", neurons, f"must be 0 exactly when neuron_model is 'none' (got {model!r})")
+    if kind == "residual" and neurons:
+        _fail(where, "neurons", neurons, "must be 0 for a shortcut (its targets belong to the layer driving them)")
+    if model == "none" and output_spikes != 0:
+        _fail(where, "output_spikes", output_spikes, "must be 0 for a non-spiking layer")
+    return neurons, output_spikes, model
+
+
 @dataclass(frozen=True)
 class LayerActivity:
     """What one weight layer (conv1d, conv2d or linear), or one identity shortcut (residual),
@@ -118,10 +186,10 @@ class LayerActivity:
       a shortcut's two shapes are equal.
     - ``weights``: weight count; ``nonzero_weights``; ``biases``: non-zero bias parameters
       (all three 0 for a shortcut).
-    - ``dense_macs``: MACs of one sample at one timestep, every weight at every output position:
-      ``weights`` for linear; for a convolution ``weights x output positions``, or fewer when
-      the taps that read zero padding are not counted (the students' and teachers' records,
-      :mod:`lowspike.metrics`); for a shortcut its additions, one per output element.
+    - ``dense_macs``: MACs of one sample at one timestep, every weight at every output position
+      less the taps that read zero padding (docs/conventions.md): ``weights`` for linear; for a
+      convolution at most ``weights x output positions``; for a shortcut its additions, one per
+      output element.
     - ``effective_macs``: the non-spiking counterpart's MACs whose weight and input are both
       non-zero, per sample (EFLOPS of Eq. 1 minus its bias term; for a shortcut, its additions
       of a non-zero input); None when unknown.
@@ -153,7 +221,8 @@ class LayerActivity:
 
     @classmethod
     def from_dict(cls, record: dict, where: str = "activity layer") -> "LayerActivity":
-        """Validate a JSON record (every key of :data:`ACTIVITY_KEYS`, no other); raises ValueError."""
+        """Validate a JSON record (every key of :data:`ACTIVITY_KEYS`, no other); raises ValueError
+        naming the layer, the key and the bad value."""
         if not isinstance(record, dict):
             _fail(where, "<record>", record, "must be a mapping")
         missing = [k for k in ACTIVITY_KEYS if k not in record]
@@ -170,67 +239,18 @@ class LayerActivity:
         ranks = {"linear": (1,), "conv1d": (2,), "conv2d": (3,), "residual": (1, 2, 3)}[kind]
         in_shape = _shape(where, "in_shape", record["in_shape"], ranks)
         out_shape = _shape(where, "out_shape", record["out_shape"], ranks)
-        weights = _count(where, "weights", record["weights"], integer=True)
-        nonzero = _count(where, "nonzero_weights", record["nonzero_weights"], integer=True)
-        biases = _count(where, "biases", record["biases"], integer=True)
-        dense_macs = _count(where, "dense_macs", record["dense_macs"], integer=True)
-        if kind == "residual":
-            if in_shape != out_shape:
-                _fail(where, "out_shape", list(out_shape), f"must equal in_shape {list(in_shape)} for a shortcut")
-            for key, value in (("weights", weights), ("nonzero_weights", nonzero), ("biases", biases)):
-                if value:
-                    _fail(where, key, value, "must be 0 for a shortcut")
-            if dense_macs != math.prod(out_shape):
-                _fail(where, "dense_macs", dense_macs,
-                      f"must be {math.prod(out_shape)} (one addition per output element) for a shortcut")
-        else:
-            if weights == 0:
-                _fail(where, "weights", weights, "must be at least 1")
-            if nonzero > weights:
-                _fail(where, "nonzero_weights", nonzero, f"must be at most weights ({weights})")
-            if biases > out_shape[0]:
-                _fail(where, "biases", biases, f"must be at most the output channels ({out_shape[0]})")
-            if kind == "linear" and dense_macs != weights:
-                _fail(where, "dense_macs", dense_macs, f"must be {weights} (the weights of a linear layer)")
-            if kind != "linear":
-                if weights % (in_shape[0] * out_shape[0]):
-                    _fail(where, "weights", weights, "must be in_channels x out_channels x kernel size (groups=1)")
-                bound = weights * math.prod(out_shape[1:])
-                if not 0 < dense_macs <= bound:
-                    _fail(where, "dense_macs", dense_macs,
-                          f"must be in [1, {bound}] (weights x output positions, less the taps on padding)")
+        counts = {key: _count(where, key, record[key], integer=True)
+                  for key in ("weights", "nonzero_weights", "biases", "dense_macs")}
+        (_check_shortcut if kind == "residual" else _check_weight_layer)(where, kind, in_shape, out_shape, counts)
         effective = record["effective_macs"]
         if effective is not None:
             effective = _count(where, "effective_macs", effective)
-            if _exceeds(effective, dense_macs):
-                _fail(where, "effective_macs", effective, f"must be at most dense_macs ({dense_macs})")
-        binary = record["input_binary"]
-        if not isinstance(binary, bool):
-            _fail(where, "input_binary", binary, "must be true or false")
-        synops = _count(where, "synops", record["synops"])
-        events = _count(where, "input_events", record["input_events"])
-        if not binary and synops != 0:
-            _fail(where, "synops", synops, "must be 0 for an analog (non-binary) input")
-        fan_out_bound = 1 if kind == "residual" else weights
-        if _exceeds(synops, events * fan_out_bound):
-            _fail(where, "synops", synops,
-                  "must be at most input_events (one membrane per spike)" if kind == "residual"
-                  else "must be at most input_events x weights")
-        neurons = _count(where, "neurons", record["neurons"], integer=True)
-        output_spikes = _count(where, "output_spikes", record["output_spikes"])
-        model = record["neuron_model"]
-        if model not in NEURON_MODELS:
-            _fail(where, "neuron_model", model, f"must be one of {NEURON_MODELS}")
-        if neurons > math.prod(out_shape):
-            _fail(where, "neurons", neurons, f"must be at most the outputs ({math.prod(out_shape)})")
-        if (model == "none") != (neurons == 0):
-            _fail(where, "neurons", neurons, f"must be 0 exactly when neuron_model is 'none' (got {model!r})")
-        if kind == "residual" and neurons:
-            _fail(where, "neurons", neurons, "must be 0 for a shortcut (its targets belong to the layer driving them)")
-        if model == "none" and output_spikes != 0:
-            _fail(where, "output_spikes", output_spikes, "must be 0 for a non-spiking layer")
-        return cls(name, kind, in_shape, out_shape, weights, nonzero, biases, dense_macs, effective, binary,
-                   synops, events, neurons, output_spikes, model)
+            if _exceeds(effective, counts["dense_macs"]):
+                _fail(where, "effective_macs", effective, f"must be at most dense_macs ({counts['dense_macs']})")
+        binary, synops, events = _check_events(where, kind, record, counts["weights"])
+        neurons, output_spikes, model = _check_neurons(where, kind, record, out_shape)
+        return cls(name, kind, in_shape, out_shape, counts["weights"], counts["nonzero_weights"], counts["biases"],
+                   counts["dense_macs"], effective, binary, synops, events, neurons, output_spikes, model)
 
     def to_dict(self) -> dict[str, Any]:
         record = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -736,64 +756,3 @@ def network_activity(records: list[dict[str, Any]]) -> NetworkActivity:
         raise ValueError(f"activity: the records disagree on timesteps: {sorted(steps, key=str)}")
     layers = [{k: v for k, v in record.items() if k != "timesteps"} for record in records]
     return NetworkActivity.from_dict({"timesteps": steps.pop(), "layers": layers})
-
-
-# ------------------------------------------------------------------ conversion-study records
-
-
-def converted_snn_activity(snn: dict, simulation: dict, eflops_per_layer: dict[str, float]) -> NetworkActivity:
-    """Per-layer activity of a converted SNN (:func:`lowspike.snn.conversion.convert`).
-
-    ``simulation``: the ``simulation.json`` record of the conversion study (``timesteps``,
-    ``input_coding``, ``input_events``, ``spikes_per_layer`` and ``synops_per_layer``, means
-    per sample); ``eflops_per_layer``: its DNN's EFLOPS per weight layer in forward order
-    (:func:`lowspike.metrics.eflops_per_sample`), whose keys name the layers. Every weight
-    layer drives IF neurons (the output layer too); the l-th layer's input events are the
-    spikes of IF layer l-1 (the network input's for the first layer: Poisson/Bernoulli spikes,
-    or the non-zero pixels x T with analog coding), and ``effective_macs = EFLOPS_l - B_l``
-    (clipped at 0 against rounding).
-    """
-    import torch
-
-    from .snn.simulation import apply_layer
-
-    missing = [k for k in ("synops_per_layer", "input_events") if k not in simulation]
-    if missing:
-        raise ValueError(f"the simulation record lacks {missing} (written before energy existed): re-run the "
-                         "simulate stage")
-    names = list(eflops_per_layer)
-    spikes = simulation["spikes_per_layer"]
-    synops = simulation["synops_per_layer"]
-    analog = simulation["input_coding"] == "analog"
-    layers = []
-    weight_specs = [s for s in snn["layers"] if s["kind"] in ("linear", "conv")]
-    if len(names) != len(weight_specs):
-        raise ValueError(f"{len(weight_specs)} weight layers in the SNN, {len(names)} in eflops_per_layer")
-    x = torch.zeros((1, *snn["input_shape"]), dtype=weight_specs[0]["weight"].dtype)
-    slot = 0
-    with torch.inference_mode():
-        for spec in snn["layers"]:
-            if spec["kind"] not in ("linear", "conv"):
-                x = apply_layer(spec, x)
-                continue
-            y = apply_layer(spec, x)
-            weight, bias = spec["weight"], spec["bias"]
-            in_shape, out_shape = list(x.shape[1:]), list(y.shape[1:])
-            kind = "linear" if spec["kind"] == "linear" else f"conv{weight.dim() - 2}d"
-            positions = math.prod(out_shape[1:]) if kind != "linear" else 1
-            biases = int(torch.count_nonzero(bias))
-            source = "input" if slot == 0 else f"if{slot}"
-            record = {
-                "name": names[slot], "kind": kind, "in_shape": in_shape, "out_shape": out_shape,
-                "weights": weight.numel(), "nonzero_weights": int(torch.count_nonzero(weight)), "biases": biases,
-                "dense_macs": weight.numel() * positions,
-                "effective_macs": max(0.0, float(eflops_per_layer[names[slot]]) - biases * positions),
-                "input_binary": slot > 0 or not analog,
-                "synops": float(synops[source]),
-                "input_events": float(simulation["input_events"] if slot == 0 else spikes[source]),
-                "neurons": math.prod(out_shape), "output_spikes": float(spikes[f"if{slot + 1}"]),
-                "neuron_model": "if",
-            }
-            layers.append(record)
-            x, slot = y, slot + 1
-    return NetworkActivity.from_dict({"timesteps": int(simulation["timesteps"]), "layers": layers})

@@ -10,7 +10,7 @@ The projections train with the student but are not part of it: :class:`HintedStu
 for the training loop (optimizer, resume checkpoint, best state), and only the student is saved.
 
 Which teacher map guides which student layer is declared once, per student/teacher pair, in
-:data:`HINT_LAYERS`: each student layer gets the teacher map at the nearest spatial (or
+the student's entry of :data:`lowspike.models.MODELS` (``hints``): each student layer gets the teacher map at the nearest spatial (or
 temporal) resolution at or above its own, the last layer of the teacher at that resolution, so
 the teacher map is only ever averaged down, never upsampled.
 
@@ -28,40 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-HintPair = tuple[str, str]
-"""(student spiking layer, as in ``spiking_layer_names``; teacher feature, as in ``feature_names``)."""
-
-_IMAGE_HINTS_SCNN: tuple[HintPair, ...] = (("spike1", "block1"), ("spike2", "block2"))
-_IMAGE_HINTS_SVGG11: tuple[HintPair, ...] = (
-    ("neurons.0", "block1"), ("neurons.1", "block2"), ("neurons.3", "block3"), ("neurons.5", "block4"),
-    ("neurons.7", "block5"), ("fc_neurons.0", "fc1"),
-)
-
-HINT_LAYERS: dict[tuple[str, str], tuple[HintPair, ...]] = {
-    # SCNN on 28x28: spike1 16x26x26 <- block1 (28x28), spike2 64x11x11 <- block2 (14x14; block3 is 7x7)
-    ("scnn", "vgg13"): _IMAGE_HINTS_SCNN,
-    ("scnn", "vgg16"): _IMAGE_HINTS_SCNN,
-    # SRes-8 pools by 2 after its stem: stem_spike <- stem (same frames); each block's output
-    # (frames / 2) <- every second ResNet-15 block (frames), the six spread over the three
-    ("sres8", "resnet15"): (("stem_spike", "stem"), ("blocks.0.spike2", "blocks.1"),
-                            ("blocks.1.spike2", "blocks.3"), ("blocks.2.spike2", "blocks.5")),
-    # SVGG-11 on 32x32: the last spiking layer at each resolution (32, 16, 8, 4, 2) <- the VGG
-    # block of that resolution; the spiking fc layer (1024) <- the teacher's first hidden fc
-    ("svgg11", "vgg16"): _IMAGE_HINTS_SVGG11,
-    ("svgg11", "vgg13"): _IMAGE_HINTS_SVGG11,
-}
-"""The hints of each student/teacher pair (``distillation.setups.<dataset>.student/teacher``)."""
-
-
-def hint_pairs(student: str, teacher: str) -> tuple[HintPair, ...]:
-    """The declared hints of ``student`` guided by ``teacher``; KeyError naming the declared pairs."""
-    try:
-        return HINT_LAYERS[(student, teacher)]
-    except KeyError:
-        declared = ", ".join(f"{s}/{t}" for s, t in HINT_LAYERS)
-        raise KeyError(f"no feature hints declared for student {student!r} with teacher {teacher!r} "
-                       f"(declared: {declared}; add them to lowspike.hints.HINT_LAYERS)") from None
-
+from .models import HintPair, hint_pairs
 
 def spike_rate(spikes: torch.Tensor) -> torch.Tensor:
     """``r = (1/T) sum_t s[t]``: the firing rate per neuron ``[B, ...]`` of spikes ``[T, B, ...]``."""
@@ -91,7 +58,7 @@ def normalize_channels(feature: torch.Tensor, tiny: float = 1.0e-12) -> torch.Te
     Our choice: the teacher's post-ReLU channels differ in scale by orders of magnitude, so an
     unnormalized MSE would be dominated by a few loud channels and its size would depend on the
     teacher's width and batch norm; scaling (not centering) keeps the map non-negative like a
-    spike rate, and makes one hint weight mean the same for every pair of :data:`HINT_LAYERS`."""
+    spike rate, and makes one hint weight mean the same for every declared pair."""
     reduce = [0, *range(2, feature.dim())]
     rms = feature.square().mean(dim=reduce, keepdim=True).sqrt()
     shape = [1, feature.shape[1]] + [1] * (feature.dim() - 2)

@@ -1,239 +1,47 @@
-"""Cost metrics, per sample: spikes, spikerate, SynOps, EFLOPS.
+"""Per-layer activity of the distillation study's networks, and the spikerate.
 
-Conventions (../shared/papers/README.md):
-
-- SynOps = sum over spikes of the fan-out of the neuron that emitted it, counting only
-  non-zero weights, exact at convolution borders, summed over layers and timesteps.
-- EFLOPS (Eq. 1 of the regularization paper) = MACs whose weight AND input activation are
-  both non-zero, plus the non-zero biases (once per output position for convolutions).
 - spikerate (Eq. 12 of the distillation paper) = spikes per inference / number of IF/LIF
   neurons, in [0, T].
+- The directly trained students are described by a list of
+  :class:`~lowspike.projections.Projection` (their ``projections()`` method);
+  :class:`StudentActivityMeter` turns the spikes of the forward passes the caller already runs
+  into one record per weight layer (:func:`student_layer_activity`), the input of the energy
+  models (:mod:`lowspike.energy`); :func:`teacher_layer_activity` writes the same records for a
+  non-spiking teacher (dense and effective MACs, forward hooks).
 
-The directly trained students (distillation paper) are described to these metrics by a list of
-:class:`Projection` (their ``projections()`` method); :class:`StudentActivityMeter` turns the
-spikes of the forward passes the caller already runs into one record per weight layer
-(:func:`student_layer_activity`), the input of the energy models; :func:`teacher_layer_activity`
-writes the same records for a non-spiking teacher (dense and effective MACs, forward hooks).
+Conventions (docs/conventions.md): SynOps count every spike times its fan-out through non-zero
+weights, exact at borders (:func:`lowspike.projections.fanout`); dense MACs exclude the taps
+that read zero padding. The converted SNNs of the conversion study are counted in
+:mod:`lowspike.snn.activity`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-
-def weight_fanout(spec: dict, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """Fan-out of every input position of a weight layer: how many non-zero weights read it.
-
-    Linear: ``fanout[j] = #{i : W[i, j] != 0}``. Conv2d: the transposed convolution of an
-    all-ones output map with the mask ``1[W != 0]``, which counts, per input position, the
-    (output channel, output position, kernel offset) triples that read it — positions near
-    the border are read by fewer output positions.
-    """
-    mask = (spec["weight"] != 0).to(torch.float64)
-    if spec["kind"] == "linear":
-        return mask.sum(dim=0).reshape(input_shape)
-    stride, padding = tuple(spec["stride"]), tuple(spec["padding"])
-    probe = torch.zeros((1, *input_shape), dtype=torch.float64)
-    out_shape = F.conv2d(probe, mask, stride=stride, padding=padding).shape[1:]
-    ones = torch.ones((1, *out_shape), dtype=torch.float64)
-    fanout = F.conv_transpose2d(ones, mask, stride=stride, padding=padding)
-    h, w = input_shape[1:]
-    if fanout.shape[-2:] != (h, w):
-        fanout = F.pad(fanout, (0, w - fanout.shape[-1], 0, h - fanout.shape[-2]))
-    return fanout[0]
-
-
-def spiking_fanouts(snn: dict) -> list[torch.Tensor]:
-    """Fan-out map of each IF layer's neurons (the output layer's is all zeros), and of the
-    input as element 0, through the pooling/flattening between weight layers.
-
-    A neuron whose spikes pass through k x k average pooling feeds one pooled cell; it is
-    counted with that cell's fan-out (neurons cut off by the pooling window have none).
-    """
-    shapes = []
-    x = torch.zeros((1, *snn["input_shape"]))
-    from .snn.simulation import apply_layer
-
-    for spec in snn["layers"]:
-        shapes.append(tuple(x.shape[1:]))
-        x = apply_layer(spec, x)
-    output_shape = tuple(x.shape[1:])
-
-    fanouts: list[torch.Tensor] = []
-    pending: list[dict] = []
-    source_shape = tuple(snn["input_shape"])
-    for spec, shape in zip(snn["layers"], shapes):
-        if spec["kind"] in ("avgpool", "flatten"):
-            pending.append({**spec, "shape": shape})
-            continue
-        fanout = weight_fanout(spec, shape)
-        for op in reversed(pending):
-            if op["kind"] == "flatten":
-                fanout = fanout.reshape(op["shape"])
-            else:
-                k = op["kernel"]
-                c, h, w = op["shape"]
-                up = fanout.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
-                fanout = torch.zeros((c, h, w), dtype=up.dtype)
-                fanout[:, : up.shape[-2], : up.shape[-1]] = up
-        fanouts.append(fanout.reshape(source_shape))
-        pending = []
-        probe = apply_layer(spec, torch.zeros((1, *shape)))
-        source_shape = tuple(probe.shape[1:])
-    fanouts.append(torch.zeros(output_shape, dtype=torch.float64))
-    return fanouts
-
-
-def dnn_fanouts(model: nn.Module, input_shape: tuple[int, ...]) -> list[torch.Tensor]:
-    """Fan-out map of each hidden activation map of a conversion-study DNN (the post-ReLU ``X_l``
-    of Eq. 4 of the regularization paper, in order): what each of its neurons will pay per spike
-    once converted (:func:`spiking_fanouts` of the unnormalized network; normalization rescales
-    weights, it does not zero them)."""
-    from .snn.conversion import layer_specs
-
-    with torch.no_grad():
-        specs = layer_specs(model)
-    return spiking_fanouts({"layers": specs, "input_shape": list(input_shape)})[1:-1]
-
-
-def synops_from_spikes(spikes: torch.Tensor, fanout: torch.Tensor) -> torch.Tensor:
-    """SynOps per sample of one layer at one step: ``sum_i s_bi * fanout_i``; spikes ``[B, ...]``."""
-    return (spikes.flatten(1).to(torch.float64) * fanout.flatten().to(spikes.device)).sum(dim=1)
-
-
-@torch.inference_mode()
-def eflops_per_sample(model: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
-    """EFLOPS of Eq. 1 of the regularization paper, mean per sample, total and per weight layer.
-
-    ``EFLOPS_l = sum 1[W_l != 0] * 1[A_{l-1} != 0] + #non-zero biases`` (the products
-    counted over every MAC; biases counted at each output position of a convolution).
-    Pooling layers hold no weights and are not counted.
-    """
-    modules = list(model.layers)
-    names = [f"{type(m).__name__.lower()}{i}" for i, m in enumerate(modules) if isinstance(m, (nn.Linear, nn.Conv2d))]
-    totals = torch.zeros(len(names), dtype=torch.float64)
-    count = 0
-    for batch in inputs.split(batch_size):
-        x, slot = batch, 0
-        for m in modules:
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                active = (x != 0).to(torch.float64)
-                wmask = (m.weight != 0).to(torch.float64)
-                bias_nonzero = (m.bias != 0).to(torch.float64) if m.bias is not None else None
-                if isinstance(m, nn.Linear):
-                    macs = F.linear(active, wmask).sum()
-                    biases = bias_nonzero.sum() * batch.shape[0] if bias_nonzero is not None else 0.0
-                else:
-                    out = F.conv2d(active, wmask, stride=m.stride, padding=m.padding)
-                    macs = out.sum()
-                    positions = out.shape[-1] * out.shape[-2]
-                    biases = bias_nonzero.sum() * positions * batch.shape[0] if bias_nonzero is not None else 0.0
-                totals[slot] += macs + biases
-                slot += 1
-            x = m(x)
-        count += batch.shape[0]
-    per_layer = (totals / max(count, 1)).tolist()
-    return {"total": float(sum(per_layer)), "per_layer": dict(zip(names, per_layer))}
-
+from .projections import NETWORK_INPUT, Projection, fanout, pooled_shapes, pull_back
 
 def spikerate(total_spikes: float, num_neurons: int) -> float:
     """Eq. 12 of the distillation paper: spikes per inference / number of IF/LIF neurons (0 if none)."""
     return float(total_spikes) / num_neurons if num_neurons > 0 else 0.0
 
 
+def per_sample_counts(values: torch.Tensor | list) -> list[int]:
+    """Per-sample integer counts (0/1 correctness, spikes, SynOps, EFLOPS) as JSON integers: the
+    ``per_sample`` records that the bootstrap resamples (:mod:`lowspike.stats`)."""
+    values = torch.as_tensor(values)
+    if values.is_floating_point():
+        values = values.round()
+    return [int(v) for v in values.long().tolist()]
+
+
 # --- Per-layer activity of the directly trained students -------------------------------------
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
-NETWORK_INPUT = None
-"""``Projection.source`` of a layer that reads the network input (pixels, MFCCs: analog)."""
-
-
-@dataclass(frozen=True)
-class Projection:
-    """How a weight layer, or an identity shortcut, carries events from a source to neurons.
-
-    ``layer``: qualified name of the Linear/Conv1d/Conv2d module, or None for an identity
-    shortcut (a residual connection adding its source's spikes into ``target``'s membranes).
-    ``source``: the spiking layer whose spikes feed it, or :data:`NETWORK_INPUT`.
-    ``pooling``: the average poolings between the source and the layer, in order:
-    ``("avg", k)`` is k (x k) average pooling with stride k over every dimension after the
-    channels, ``("global_avg",)`` the mean over all of them. Reshapes are implicit: a Linear
-    layer reads the pooled map flattened, a Conv1d layer reads it as ``(in_channels, -1)``.
-    ``norm``: the batch norm applied to the layer's output (folded into it for the counts).
-    ``target``: the spiking layer whose membranes receive the output, None for the readout.
-    ``name``: the record's name; defaults to ``layer`` (required for a shortcut).
-    """
-
-    layer: str | None
-    source: str | None
-    target: str | None
-    pooling: tuple[tuple[Any, ...], ...] = ()
-    norm: str | None = None
-    name: str | None = None
-
-    def __post_init__(self):
-        if self.layer is None and self.name is None:
-            raise ValueError("an identity shortcut needs a name")
-        for op in self.pooling:
-            if op[0] not in POOLINGS:
-                raise ValueError(f"unknown pooling {op!r}; allowed: {sorted(POOLINGS)}")
-
-    @property
-    def record_name(self) -> str:
-        return self.name or self.layer
-
-
-def _avg_pool_shape(shape: tuple[int, ...], kernel: int) -> tuple[int, ...]:
-    return (shape[0], *(n // kernel for n in shape[1:]))
-
-
-def _avg_pool_pull_back(cell_map: torch.Tensor, source_shape: tuple[int, ...], kernel: int) -> torch.Tensor:
-    up = cell_map
-    for dim in range(1, cell_map.dim()):
-        up = up.repeat_interleave(kernel, dim=dim)
-    source_map = torch.zeros(source_shape, dtype=cell_map.dtype)
-    source_map[(slice(None), *(slice(0, n) for n in up.shape[1:]))] = up
-    return source_map
-
-
-def _global_avg_pull_back(cell_map: torch.Tensor, source_shape: tuple[int, ...]) -> torch.Tensor:
-    return cell_map.reshape(cell_map.shape[0], *([1] * (len(source_shape) - 1))).expand(source_shape).clone()
-
-
-POOLINGS = {
-    "avg": (_avg_pool_shape, _avg_pool_pull_back),
-    "global_avg": (lambda shape: (shape[0],), _global_avg_pull_back),
-}
-"""Pooling name -> (pooled shape of one sample, pull-back of a map over the pooled cells)."""
-
-
-def pooled_shapes(source_shape: tuple[int, ...], pooling: tuple[tuple[Any, ...], ...]) -> list[tuple[int, ...]]:
-    """Shapes of one sample from the source through every pooling of ``pooling``."""
-    shapes = [tuple(source_shape)]
-    for name, *args in pooling:
-        shapes.append(tuple(POOLINGS[name][0](shapes[-1], *args)))
-    return shapes
-
-
-def pull_back(cell_map: torch.Tensor, source_shape: tuple[int, ...],
-              pooling: tuple[tuple[Any, ...], ...]) -> torch.Tensor:
-    """The value of ``cell_map`` (over the pooled cells) at every source position: the value of
-    the cell the position falls in, 0 where the pooling window cuts the position off.
-
-    With ``cell_map`` a fan-out, this gives every spike the fan-out of its pooled cell (the
-    SynOps convention of ../shared/papers/README.md, as in sinabs' ModelSynopsHook).
-    """
-    shapes = pooled_shapes(source_shape, pooling)
-    source_map = cell_map.reshape(shapes[-1])
-    for (name, *args), shape in zip(reversed(pooling), reversed(shapes[:-1])):
-        source_map = POOLINGS[name][1](source_map, shape, *args)
-    return source_map
 
 
 def layer_input_shape(layer: nn.Module, pooled_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -255,29 +63,17 @@ def layer_input_shape(layer: nn.Module, pooled_shape: tuple[int, ...]) -> tuple[
 
 def connection_fanout(layer: nn.Module, input_shape: tuple[int, ...],
                       weight_mask: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """Fan-out of every input position of a Linear/Conv1d/Conv2d layer through the weights marked
-    in ``weight_mask`` (float64 0/1, the weight's shape), and the layer's output shape, one sample.
-
-    ``fanout[i] = sum_o #{weights w of the mask with which output o reads input i}``. Linear:
-    ``fanout[j] = sum_i mask[i, j]``. Convolution: the gradient of ``sum(conv(x, mask))`` with
-    respect to ``x`` (a transposed convolution of an all-ones output map), so an input near a
-    zero-padded border, read by fewer output positions, has a smaller fan-out ("exact at
-    borders", ../shared/papers/README.md). Summed over the inputs, with an all-ones mask, it is
-    the layer's dense MAC count: padding taps are no MACs.
-    """
+    """:func:`lowspike.projections.fanout` of a Linear/Conv1d/Conv2d module: the fan-out of every
+    input position through the weights marked in ``weight_mask`` (float64 0/1, the weight's
+    shape), and the layer's output shape, one sample."""
     if isinstance(layer, nn.Linear):
-        return weight_mask.sum(dim=0).reshape(input_shape), (layer.out_features,)
+        return fanout(weight_mask, input_shape)
     if not isinstance(layer, (nn.Conv1d, nn.Conv2d)):
         raise TypeError(f"no fan-out for {type(layer).__name__}")
     if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
         raise ValueError("fan-outs need integer zero padding")
-    conv, conv_input = ((F.conv1d, torch.nn.grad.conv1d_input) if isinstance(layer, nn.Conv1d)
-                        else (F.conv2d, torch.nn.grad.conv2d_input))
-    geometry = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
-    probe = torch.zeros((1, *input_shape), dtype=torch.float64)
-    output_shape = tuple(conv(probe, weight_mask, None, **geometry).shape[1:])
-    fanout = conv_input(probe.shape, weight_mask, torch.ones((1, *output_shape), dtype=torch.float64), **geometry)
-    return fanout[0], output_shape
+    return fanout(weight_mask, input_shape, stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                  groups=layer.groups)
 
 
 def folded_weight_and_bias(layer: nn.Module, norm: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -458,22 +254,14 @@ def student_layer_activity(model: nn.Module, inputs: torch.Tensor, batch_size: i
 # --- Per-layer activity of the non-spiking teachers -------------------------------------------
 
 
-def _shortcut_block_types() -> tuple[type[nn.Module], ...]:
-    """Modules whose forward adds their own input to their output (an identity shortcut): the
-    teachers' residual blocks (imported on use: the models import this module)."""
-    from .models.resnet import ResidualBlock
-
-    return (ResidualBlock,)
-
-
 class _TeacherProbe:
     """Forward hooks that count, per weight layer and shortcut block, the non-zero inputs at every
     position (summed over the batch), and find the batch norm applied to each weight layer's output."""
 
     def __init__(self, model: nn.Module):
         self.weight_layers = {n: m for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
-        shortcuts = _shortcut_block_types()
-        self.shortcut_blocks = {n: m for n, m in model.named_modules() if isinstance(m, shortcuts)}
+        declared = set(model.shortcut_blocks()) if hasattr(model, "shortcut_blocks") else set()
+        self.shortcut_blocks = {n: m for n, m in model.named_modules() if n in declared}
         norms = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
         self.counts: dict[str, torch.Tensor] = {}
         self.out_shapes: dict[str, tuple[int, ...]] = {}
@@ -536,7 +324,7 @@ def teacher_layer_activity(model: nn.Module, inputs: torch.Tensor, batch_size: i
       paper without its bias term), exact at borders;
     - ``biases``: non-zero folded biases; ``weights``, ``nonzero_weights`` of the folded weight.
 
-    A residual block adding its input to its output (:func:`_shortcut_block_types`) gives a
+    A residual block adding its input to its output (named by the model's ``shortcut_blocks()``) gives a
     ``<block>.shortcut`` record after its convolutions: ``kind`` "residual", one addition per
     output element (``dense_macs``), ``effective_macs`` its additions of a non-zero input.
     Every record: ``input_binary`` false, ``synops``, ``input_events``, ``neurons``,

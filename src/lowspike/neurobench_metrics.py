@@ -15,7 +15,7 @@ ConnectionSparsity) and workload metrics (ActivationSparsity, SynapticOperations
 Effective_MACs, Effective_ACs and Dense, ClassificationAccuracy) with NeuroBench's classes, plus
 two per-layer breakdowns built on NeuroBench's hooks and its own ``single_layer_MACs``.
 :func:`neurobench_report` sets them beside our figures (:func:`lowspike.metrics.student_layer_activity`)
-and names the gaps. Where NeuroBench's conventions differ from ours (../shared/papers/README.md):
+and names the gaps. Where NeuroBench's conventions differ from ours (docs/conventions.md):
 
 - pooled spikes: NeuroBench sees the averaged map a layer reads; a timestep whose input holds a
   value other than 0 and +-1 is "not spiking", its operations are MACs, and a pooled cell counts
@@ -257,6 +257,47 @@ def _input_kind(projection, in_shape: list[int], neurons: dict[str, int]) -> str
     return "pooled spikes" if math.prod(in_shape) < neurons[projection.source] else "spikes"
 
 
+def _layer_rows(records: list[dict[str, Any]], projections: dict, by_layer: dict, timesteps: int) -> list[dict]:
+    """Per weight layer or shortcut: its input kind and our counts beside NeuroBench's."""
+    empty = {"Effective_MACs": 0.0, "Effective_ACs": 0.0, "Dense": 0.0}
+    neurons_by_layer = {projections[r["name"]].target: r["neurons"] for r in records
+                        if r["kind"] != "residual" and projections[r["name"]].target is not None}
+    layers = []
+    for r in records:
+        nb = by_layer.get(r["name"], empty)
+        layers.append({
+            "name": r["name"], "input": _input_kind(projections[r["name"]], r["in_shape"], neurons_by_layer),
+            "lowspike_synops": r["synops"], "lowspike_effective_macs": r["effective_macs"],
+            "lowspike_dense_macs_x_T": r["dense_macs"] * timesteps if r["kind"] != "residual" else 0.0,
+            "neurobench_effective_acs": float(nb["Effective_ACs"]),
+            "neurobench_effective_macs": float(nb["Effective_MACs"]),
+            "neurobench_dense": float(nb["Dense"]),
+        })
+    return layers
+
+
+def _total(layers: list[dict], key: str, kinds: tuple[str, ...]) -> float:
+    return float(sum(row[key] or 0.0 for row in layers if row["input"] in kinds))
+
+
+def _gaps(layers: list[dict], weight_records: list[dict], lowspike: dict, footprint: float,
+          parameter_bytes: int) -> dict[str, float]:
+    """Each convention difference of the module docstring, with its size per inference."""
+    pooled_by_neurobench = (_total(layers, "neurobench_effective_acs", ("pooled spikes",))
+                            + _total(layers, "neurobench_effective_macs", ("pooled spikes",)))
+    return {
+        "analog_input_macs_at_every_timestep": (_total(layers, "neurobench_effective_macs", ("analog",))
+                                                - lowspike["AnalogInputMACs"]),
+        "pooled_cells_counted_once_per_timestep": (_total(layers, "lowspike_synops", ("pooled spikes",))
+                                                   - pooled_by_neurobench),
+        "pooled_inputs_counted_as_macs": _total(layers, "neurobench_effective_macs", ("pooled spikes",)),
+        "residual_synops_not_counted": _total(layers, "lowspike_synops", ("residual",)),
+        "bias_additions_per_timestep_in_neither": float(sum(
+            r["biases"] * (math.prod(r["out_shape"]) // r["out_shape"][0]) for r in weight_records)),
+        "footprint_buffer_bytes": float(footprint - parameter_bytes),
+    }
+
+
 def neurobench_report(student: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 64,
                       records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A JSON-able comparison of NeuroBench's metrics with ours for one student, per inference.
@@ -274,25 +315,7 @@ def neurobench_report(student: nn.Module, inputs: torch.Tensor, labels: torch.Te
     timesteps = int(student.timesteps)
     by_layer = raw.pop("SynapticOperationsByLayer")
     nb_spikes = raw.pop("SpikesByLayer")
-    empty = {"Effective_MACs": 0.0, "Effective_ACs": 0.0, "Dense": 0.0}
-
-    neurons_by_layer = {projections[r["name"]].target: r["neurons"] for r in records
-                        if r["kind"] != "residual" and projections[r["name"]].target is not None}
-    layers = []
-    for r in records:
-        nb = by_layer.get(r["name"], empty)
-        layers.append({
-            "name": r["name"], "input": _input_kind(projections[r["name"]], r["in_shape"], neurons_by_layer),
-            "lowspike_synops": r["synops"], "lowspike_effective_macs": r["effective_macs"],
-            "lowspike_dense_macs_x_T": r["dense_macs"] * timesteps if r["kind"] != "residual" else 0.0,
-            "neurobench_effective_acs": float(nb["Effective_ACs"]),
-            "neurobench_effective_macs": float(nb["Effective_MACs"]),
-            "neurobench_dense": float(nb["Dense"]),
-        })
-
-    def total(key: str, kinds: tuple[str, ...]) -> float:
-        return float(sum(row[key] or 0.0 for row in layers if row["input"] in kinds))
-
+    layers = _layer_rows(records, projections, by_layer, timesteps)
     weight_records = [r for r in records if r["kind"] != "residual"]
     spikes_by_target = {projections[r["name"]].target: r["output_spikes"] for r in weight_records
                         if projections[r["name"]].target is not None}
@@ -307,21 +330,8 @@ def neurobench_report(student: nn.Module, inputs: torch.Tensor, labels: torch.Te
         "ActivationSparsity": 1.0 - spikes / (timesteps * neurons) if neurons else 1.0,
         "Spikes": spikes,
         "SynOps": float(sum(r["synops"] for r in records)),
-        "AnalogInputMACs": total("lowspike_effective_macs", ("analog",)),
-        "DenseMACs": total("lowspike_dense_macs_x_T", ("analog", "spikes", "pooled spikes")),
-    }
-    pooled_by_neurobench = (total("neurobench_effective_acs", ("pooled spikes",))
-                            + total("neurobench_effective_macs", ("pooled spikes",)))
-    gaps = {
-        "analog_input_macs_at_every_timestep": (total("neurobench_effective_macs", ("analog",))
-                                                - lowspike["AnalogInputMACs"]),
-        "pooled_cells_counted_once_per_timestep": (total("lowspike_synops", ("pooled spikes",))
-                                                   - pooled_by_neurobench),
-        "pooled_inputs_counted_as_macs": total("neurobench_effective_macs", ("pooled spikes",)),
-        "residual_synops_not_counted": total("lowspike_synops", ("residual",)),
-        "bias_additions_per_timestep_in_neither": float(sum(
-            r["biases"] * (math.prod(r["out_shape"]) // r["out_shape"][0]) for r in weight_records)),
-        "footprint_buffer_bytes": float(raw["Footprint"] - parameter_bytes),
+        "AnalogInputMACs": _total(layers, "lowspike_effective_macs", ("analog",)),
+        "DenseMACs": _total(layers, "lowspike_dense_macs_x_T", ("analog", "spikes", "pooled spikes")),
     }
     return {
         "neurobench_version": NEUROBENCH_VERSION,
@@ -333,7 +343,7 @@ def neurobench_report(student: nn.Module, inputs: torch.Tensor, labels: torch.Te
         "spiking_layers": [{"name": name, "lowspike_spikes": spikes_by_target.get(name, 0.0),
                             "neurobench_spikes": float(nb_spikes.get(name, 0.0))}
                            for name in student.spiking_layer_names],
-        "gaps": gaps,
+        "gaps": _gaps(layers, weight_records, lowspike, raw["Footprint"], parameter_bytes),
     }
 
 

@@ -1,33 +1,36 @@
-"""Activity regularizers applied to the hidden activation maps of a DNN before conversion.
+"""Activity regularizers of the conversion study: one registry, :data:`REGULARIZERS`.
 
-Each regularizer is a pure function of one activation map ``x`` of shape ``[B, ...]``:
-it is computed per sample over all the neurons of the map and averaged over the batch.
-The training loss is Eq. 4 of the regularization paper::
+Each regularizer ``psi`` is a pure function of one activation map ``x`` of shape ``[B, ...]``:
+computed per sample over all the neurons of the map and averaged over the batch. The training
+loss is Eq. 4 of the regularization paper (assembled in :func:`lowspike.penalties.activity_penalty`)::
 
     L = CE + lambda * sum_l psi(X_l)        (sum over the hidden layers l)
 
-Registry names (``regularization.regularizers`` in params.yaml): ``l1``, ``l2``,
-``hoyer``, ``hoyer_square``, and ``lp<p>`` for the Lp surrogate of L0 with p in (0, 1]; beyond
-the paper, ``synops`` (activity weighted by fan-out) and ``<regularizer>+wl1`` (with an L1 weight
-penalty, :func:`weight_l1`).
+A params *spec* names a regularizer: a registry name (``l1``, ``l2``, ``hoyer``,
+``hoyer_square``, ``synops``) or ``lp<p>``, the Lp surrogate of L0 with p in (0, 1], optionally
+joined with a weight penalty (``l1+wl1``: :data:`WEIGHT_PENALTIES`). A training of the sweep is a
+*point* ``<spec>-<lambda>`` (``l1-1e-4``). A new regularizer is its function here and one entry
+of :data:`REGULARIZERS` (its label in the reports, its family for finding (b), whether the paper
+ran it).
 
-The spike and logits regularizers of the distillation paper (Eqs. 6-10) are at the end:
-:func:`spike_activity_penalty` and :func:`logits_penalty`.
+The functions use tensor methods only, so that params validation and the reports read the
+registry without importing torch.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal
 
-import torch
-from torch import nn
-
-from .config import parse_regularizer
-
-Regularizer = Callable[[torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    import torch
 
 _TINY = 1.0e-12
+BEYOND_MARK = "\u2020"
+"""Marks what the paper did not run (its Sec. 5, future work): ``SynOps\u2020``, ``L1+wL1\u2020``."""
 
 
 def _per_sample(x: torch.Tensor) -> torch.Tensor:
@@ -50,7 +53,7 @@ def l2(x: torch.Tensor, form: Literal["squared", "norm"] = "squared") -> torch.T
     squares = _per_sample(x).pow(2).sum(dim=1)
     if form == "squared":
         return squares.mean()
-    return torch.sqrt(squares + _TINY).mean()
+    return (squares + _TINY).sqrt().mean()
 
 
 def lp(x: torch.Tensor, p: float, eps: float = 1.0e-6) -> torch.Tensor:
@@ -69,7 +72,7 @@ def hoyer(x: torch.Tensor) -> torch.Tensor:
     """
     flat = _per_sample(x)
     norm1 = flat.abs().sum(dim=1)
-    norm2 = torch.sqrt(flat.pow(2).sum(dim=1) + _TINY)
+    norm2 = (flat.pow(2).sum(dim=1) + _TINY).sqrt()
     return (norm1 / norm2).mean()
 
 
@@ -87,7 +90,7 @@ def synops(x: torch.Tensor, fanout: torch.Tensor) -> torch.Tensor:
     """SynOps regularizer (Sorbaro et al. 2020, reference [10] of the regularization paper; beyond
     the paper): ``psi(X_l) = mean_b sum_i x_bi f_i`` with ``f_i`` the fan-out of neuron i, the
     number of non-zero weights that read it (through the pooling, as our SynOps count it,
-    :func:`lowspike.metrics.dnn_fanouts`). Summed over the hidden layers it is the DNN-side
+    :func:`lowspike.snn.activity.dnn_fanouts`). Summed over the hidden layers it is the DNN-side
     estimate of what the converted SNN pays per timestep: a neuron converted with scale
     ``lambda_l`` fires ``x_i / lambda_l`` spikes per step, each costing ``f_i`` SynOps.
 
@@ -96,139 +99,120 @@ def synops(x: torch.Tensor, fanout: torch.Tensor) -> torch.Tensor:
     return (_per_sample(x) * fanout.reshape(1, -1).to(x.dtype)).sum(dim=1).mean()
 
 
-REGULARIZERS: dict[str, Callable[..., torch.Tensor]] = {
-    "l1": l1,
-    "l2": l2,
-    "lp": lp,
-    "hoyer": hoyer,
-    "hoyer_square": hoyer_square,
-    "synops": synops,
-}
-FANOUT_REGULARIZERS = ("synops",)
-"""Regularizers that take each layer's fan-out map besides its activations."""
+@dataclass(frozen=True)
+class Regularizer:
+    """One activity regularizer of the registry."""
+
+    name: str
+    function: Callable[..., torch.Tensor]
+    label: str
+    """The paper's symbol (``lp`` is labelled ``L<p>``)."""
+    family: Literal["lp", "hoyer"] | None
+    """Finding (b) compares the L1/Lp family with the Hoyer family (Table 3)."""
+    paper: bool = True
+    """Run by the regularization paper; False for its future work (marked in the reports)."""
+    fanout: bool = False
+    """Takes each activation map's fan-out besides the map (``synops``)."""
 
 
-def build_regularizer(
-    spec: str, l2_form: Literal["squared", "norm"] = "squared", lp_eps: float = 1.0e-6
-) -> Regularizer:
-    """The regularizer named by ``spec`` (e.g. ``"l1"``, ``"lp0.5"``) as a one-argument function."""
+REGULARIZERS: dict[str, Regularizer] = {r.name: r for r in (
+    Regularizer("l1", l1, "L1", "lp"),
+    Regularizer("l2", l2, "L2", None),
+    Regularizer("lp", lp, "L", "lp"),
+    Regularizer("hoyer", hoyer, "H", "hoyer"),
+    Regularizer("hoyer_square", hoyer_square, "Hs", "hoyer"),
+    Regularizer("synops", synops, "SynOps", None, paper=False, fanout=True),
+)}
+WEIGHT_PENALTIES = {"wl1": "wL1"}
+"""Weight penalties a spec may join to its activity regularizer (``l1+wl1``), with their labels:
+``wl1`` adds ``weight_lambda * sum |W|`` (:func:`lowspike.penalties.weight_l1`), beyond the paper."""
+
+_LP_PATTERN = re.compile(r"^lp(?P<p>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)$")
+_POINT_PATTERN = re.compile(r"^(?P<spec>.+?)-(?P<lam>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)$")
+_NAMED = tuple(name for name in REGULARIZERS if name != "lp")
+
+
+def parse_regularizer(spec: str) -> tuple[str, dict[str, float]]:
+    """Split an activity regularizer spec into its registry name and keyword arguments:
+    ``lp0.5`` -> ``("lp", {"p": 0.5})`` (any p in (0, 1]), a registry name -> ``(name, {})``."""
+    if spec in REGULARIZERS and spec != "lp":
+        return spec, {}
+    match = _LP_PATTERN.match(spec)
+    if match is None:
+        raise ValueError(
+            f"unknown regularizer; allowed: {', '.join(_NAMED)} or lp<p> with p in (0, 1] (e.g. lp0.5), "
+            f"optionally joined with a weight penalty: <regularizer>+{'|'.join(WEIGHT_PENALTIES)} (e.g. l1+wl1)"
+        )
+    p = float(match.group("p"))
+    if not 0.0 < p <= 1.0:
+        raise ValueError("lp<p> needs p in (0, 1]")
+    return "lp", {"p": p}
+
+
+def split_point_spec(spec: str) -> tuple[str, str | None]:
+    """``"l1+wl1"`` -> ``("l1", "wl1")``: the activity regularizer and the weight penalty trained
+    jointly with it (None for the paper's activity-only regularizers)."""
+    activity, plus, weight = spec.partition("+")
+    if plus and weight not in WEIGHT_PENALTIES:
+        raise ValueError(f"unknown weight penalty {weight!r}; allowed: {', '.join(WEIGHT_PENALTIES)}")
+    return activity, (weight if plus else None)
+
+
+def check_spec(spec: str) -> str:
+    """``spec`` when it names a regularizer (with its weight penalty); ValueError otherwise."""
+    activity, _ = split_point_spec(spec)
+    parse_regularizer(activity)
+    return spec
+
+
+def split_point(point: str) -> tuple[str, float]:
+    """``"l1-1e-4"`` -> ``("l1", 0.0001)``: a regularized training of the conversion study."""
+    match = _POINT_PATTERN.match(point)
+    if match is None:
+        raise ValueError("a point is <regularizer>-<lambda>, e.g. l1-1e-4, lp0.5-0.001 or l1+wl1-3e-4")
+    lam = float(match.group("lam"))
+    if not math.isfinite(lam):
+        raise ValueError("lambda must be a finite number")
+    return match.group("spec"), lam
+
+
+def check_point(point: str) -> str:
+    """``point`` when it is ``<spec>-<lambda>`` with a valid spec; ValueError otherwise."""
+    spec, _ = split_point(point)
+    check_spec(spec)
+    return point
+
+
+def entry(spec: str) -> Regularizer:
+    """The registry entry of a spec's activity regularizer (``lp0.5`` -> ``lp``)."""
+    activity, _ = split_point_spec(spec)
+    return REGULARIZERS[parse_regularizer(activity)[0]]
+
+
+def is_beyond_paper(spec: str) -> bool:
+    """A regularizer spec that the regularization paper did not evaluate (marked in the reports)."""
+    _, weight = split_point_spec(spec)
+    return weight is not None or not entry(spec).paper
+
+
+def regularizer_label(spec: str, mark_beyond: bool = False) -> str:
+    """The paper's name of a spec: ``lp0.5`` -> ``L0.5``, ``hoyer_square`` -> ``Hs``,
+    ``l1+wl1`` -> ``L1+wL1``; with ``mark_beyond`` a spec beyond the paper gets a dagger."""
+    activity, weight = split_point_spec(spec)
+    name, kwargs = parse_regularizer(activity)
+    label = f"L{activity[2:]}" if name == "lp" else REGULARIZERS[name].label
+    if weight:
+        label += f"+{WEIGHT_PENALTIES[weight]}"
+    return label + (BEYOND_MARK if mark_beyond and is_beyond_paper(spec) else "")
+
+
+def build_regularizer(spec: str, l2_form: Literal["squared", "norm"] = "squared",
+                      lp_eps: float = 1.0e-6) -> Callable[..., torch.Tensor]:
+    """The regularizer named by ``spec`` (e.g. ``"l1"``, ``"lp0.5"``) as a one-argument function
+    (two for the fan-out regularizers: the map and its fan-out)."""
     name, kwargs = parse_regularizer(spec)
     if name == "l2":
         kwargs["form"] = l2_form
     if name == "lp":
         kwargs["eps"] = lp_eps
-    return partial(REGULARIZERS[name], **kwargs)
-
-
-def activity_penalty(activations: Sequence[torch.Tensor], regularizer: Regularizer,
-                     fanouts: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-    """``sum_l psi(X_l)`` over the hidden activation maps (the sum in Eq. 4); ``fanouts``, one
-    map per activation map, for the regularizers of :data:`FANOUT_REGULARIZERS`."""
-    if not activations:
-        raise ValueError("no hidden activation maps to regularize")
-    if fanouts is None:
-        return torch.stack([regularizer(x) for x in activations]).sum()
-    return torch.stack([regularizer(x, f) for x, f in zip(activations, fanouts, strict=True)]).sum()
-
-
-def mean_fanout(fanouts: Sequence[torch.Tensor]) -> float:
-    """``f_bar = sum_l sum_i f_i / sum_l n_l``: the mean fan-out of the hidden neurons."""
-    neurons = sum(f.numel() for f in fanouts)
-    return float(sum(float(f.sum()) for f in fanouts) / neurons) if neurons else 0.0
-
-
-def synops_penalty(activations: Sequence[torch.Tensor], fanouts: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The ``synops`` term of the loss: ``sum_l psi_synops(X_l) / f_bar`` (:func:`synops`,
-    :func:`mean_fanout`). Dividing by the network's mean fan-out (a constant of the weights'
-    sparsity pattern, no gradient) keeps the gradient's direction, the SynOps estimate's, and gives
-    lambda the scale of the L1 regularizer's, so one lambda grid serves both (the paper sweeps one
-    grid for every regularizer); without it lambda would shrink by the mean fan-out (about 100 for
-    the MLP, 400 for LeNet-5)."""
-    return activity_penalty(activations, synops, fanouts) / max(mean_fanout(fanouts), 1.0)
-
-
-def weight_l1(model: nn.Module) -> torch.Tensor:
-    """L1 weight penalty ``sum_l sum_ij |W_l,ij|`` over the weights (not the biases) of every
-    linear and convolutional layer: the weight half of joint weight and activity regularization
-    (the regularization paper's Sec. 5 notes that EFLOPS hardly fell because the weights were
-    unconstrained; Sorbaro et al. 2020 regularize both)."""
-    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    return torch.stack([w.abs().sum() for w in weights]).sum()
-
-
-def prune_small_weights(model: nn.Module, threshold: float) -> int:
-    """Set the weights with ``|w| < threshold`` of every linear and convolutional layer to zero;
-    returns how many were set."""
-    pruned = 0
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-                small = module.weight.abs() < threshold
-                pruned += int(small.sum())
-                module.weight.masked_fill_(small, 0.0)
-    return pruned
-
-
-def connection_sparsity(model: nn.Module) -> float:
-    """Fraction of the weights (not biases) of the linear and convolutional layers that are
-    exactly zero (NeuroBench's ConnectionSparsity, without its rounding)."""
-    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    total = sum(w.numel() for w in weights)
-    return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
-
-
-# ------------------------------------------------- distillation paper, Eqs. 6-10
-
-SpikeNorm = Literal["l1", "l2"]
-LogitsNorm = Literal["l2", "l2sq"]
-
-
-def _norm_per_sample(x: torch.Tensor, norm: str) -> torch.Tensor:
-    """Eqs. 6-8 of the distillation paper on a tensor ``[T, B, ...]``, one value per sample ``[B]``.
-
-    ``l1``: ``sum_i t_i`` (spikes are 0/1, so no absolute value, Eq. 6); ``l2sq``:
-    ``sum_i t_i^2`` (Eq. 7); ``l2``: ``sqrt(sum_i t_i^2)`` (Eq. 8), the sum running over the
-    timesteps and the neurons of the layer.
-    """
-    others = [0, *range(2, x.dim())]  # a reduction over every dim but the batch, without a transposed copy
-    if norm == "l1":
-        return x.sum(dim=others)
-    squares = x.square().sum(dim=others)
-    if norm == "l2sq":
-        return squares
-    if norm == "l2":
-        return torch.sqrt(squares + _TINY)
-    raise ValueError(f"unknown norm {norm!r}; allowed: l1, l2, l2sq")
-
-
-def normalized_layer_norm(tensors: Sequence[torch.Tensor], norm: str) -> torch.Tensor:
-    """Eq. 9 of the distillation paper: ``(1/m) sum_j norm(a_j) / (n_j T)``, averaged over the batch.
-
-    Each ``a_j`` is ``[T, B, *neuron_shape]``; ``n_j`` its number of neurons per timestep. The
-    norm is taken per sample (over timesteps and neurons), then averaged over the batch.
-    """
-    if not tensors:
-        raise ValueError("no tensors to regularize")
-    terms = []
-    for a in tensors:
-        timesteps = a.shape[0]
-        neurons = a[0, 0].numel()
-        terms.append(_norm_per_sample(a, norm).mean() / (neurons * timesteps))
-    return torch.stack(terms).mean()
-
-
-def spike_activity_penalty(spikes: Sequence[torch.Tensor], norm: SpikeNorm = "l1") -> torch.Tensor:
-    """Activation regularization of the distillation paper: Eq. 9 over the spike tensors of every
-    spiking layer with the ``l1`` (Eq. 6) or ``l2`` (Eq. 8) norm; the loss adds ``lambda`` times it
-    (Eq. 10). With ``l1`` it is the mean firing probability per neuron and timestep, in [0, 1]."""
-    if norm not in ("l1", "l2"):
-        raise ValueError(f"activation regularization norm must be l1 or l2, got {norm!r}")
-    return normalized_layer_norm(spikes, norm)
-
-
-def logits_penalty(readout: torch.Tensor, norm: LogitsNorm = "l2") -> torch.Tensor:
-    """Logits regularization of the distillation paper: Eq. 9 with ``m = 1`` over the readout
-    ``[T, B, C]`` (the per-timestep logits, ``n = C``), norm ``l2`` (Eq. 8) or ``l2sq`` (Eq. 7)."""
-    if norm not in ("l2", "l2sq"):
-        raise ValueError(f"logits regularization norm must be l2 or l2sq, got {norm!r}")
-    return normalized_layer_norm([readout], norm)
+    return partial(REGULARIZERS[name].function, **kwargs)

@@ -12,18 +12,20 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .errors import BadInput
+from .params import load_params
+
 BAD_INPUT_EXIT = 2
 INTERRUPTED_EXIT = 130
 
 OFFLINE_ENV = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 
 
-def _report_data_errors(exc_type, exc, tb) -> None:
-    """A missing or corrupt dataset ends the stage with its one-line message (it names the file
-    and what to do) instead of a traceback; any other exception keeps the default report."""
-    from .data import DatasetMissing, PreparedDataCorrupt
-
-    if issubclass(exc_type, (DatasetMissing, PreparedDataCorrupt)):
+def _report_bad_input(exc_type, exc, tb) -> None:
+    """A bad input (a missing or corrupt dataset, a bad value) ends the stage with its one-line
+    message (it names the file or key and what to do) instead of a traceback; any other
+    exception keeps the default report."""
+    if issubclass(exc_type, BadInput):
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return
     sys.__excepthook__(exc_type, exc, tb)
@@ -58,19 +60,25 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
-def setup(threads: int | None = None) -> None:
-    """Keep DVC and MLflow offline, set torch threads once, make CPU kernels deterministic,
-    keep freed memory for reuse (:func:`keep_freed_memory`) and report data errors in one line."""
+def setup(threads: int | None = None, uses_torch: bool = True) -> None:
+    """Keep DVC and MLflow offline, keep freed memory for reuse (:func:`keep_freed_memory`),
+    report bad input in one line and, for a stage that computes with torch, set its threads once
+    and, on a GPU, make its kernels deterministic (the CPU ones are; a test trains twice and
+    compares the bytes). (torch is imported here, not at the top: the stages
+    that only join JSON files, the aggregates and the report, never load it.)"""
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
-    sys.excepthook = _report_data_errors
+    sys.excepthook = _report_bad_input
     keep_freed_memory()
+    if not uses_torch:
+        return
     import torch
 
     if threads is None:
         threads = int(os.environ.get("LOWSPIKE_THREADS", "0")) or DEFAULT_THREADS
     torch.set_num_threads(max(1, threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.cuda.is_available():  # the CPU kernels are deterministic already; this switch imports Inductor (2 s)
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def announce(stage: str, message: str) -> None:
@@ -102,8 +110,6 @@ def parse_stage_args(parser: argparse.ArgumentParser, argv: list[str] | None = N
     """``(args, params)``: params.yaml is validated *before* the other arguments are parsed, so a
     bad grid value that DVC substituted into the command line (``lambdas: [abc]`` gives
     ``--lam abc``) is reported as the params error it is."""
-    from .config import load_params
-
     known, _ = stage_parser(None).parse_known_args(argv)
     params = load_params(known.params)
     return parser.parse_args(argv), params
@@ -117,16 +123,13 @@ def stage_name() -> str:
 def run_stage(main: Callable[[], int]) -> int:
     """Run a stage's ``main`` and turn the expected endings into one line on stderr: bad params,
     arguments or data (exit 2), and Ctrl-C (exit 130, saying what was kept and how to resume)."""
-    from .config import ParamsError
-    from .data import DatasetMissing, PreparedDataCorrupt
-
     try:
         return main()
-    except (ParamsError, DatasetMissing, PreparedDataCorrupt) as exc:
+    except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return BAD_INPUT_EXIT
-    except KeyboardInterrupt:
-        from .training import interruption_note
-
-        print(f"[{stage_name()}] interrupted{interruption_note()}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt as exc:
+        note = getattr(exc, "note", ": outputs are written atomically, nothing half-written is left; "
+                                    "run `dvc repro` again")
+        print(f"[{stage_name()}] interrupted{note}", file=sys.stderr, flush=True)
         return INTERRUPTED_EXIT

@@ -11,13 +11,19 @@ cannot write, the stage goes on and prints one warning.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
+import hashlib
+import logging
+import math
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +33,6 @@ from .config import TrackingConfig
 
 T = TypeVar("T")
 
-STUDY_EXPERIMENTS = {"regularization": "regularization", "distillation": "distillation"}
 _RETRIES = 8
 _LOCKED = re.compile(r"database (?:table )?is locked", re.IGNORECASE)
 
@@ -78,6 +83,22 @@ def _with_retry(action: Callable[[], T]) -> T:
 
 
 @contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold Ctrl-C (SIGINT) and SIGTERM while a store write runs, and deliver them after it: a
+    ``KeyboardInterrupt`` raised inside SQLAlchemy leaves the SQLite store locked by this very
+    process, and ending the run as KILLED then waits on that lock."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
 def _first_use_lock(uri: str):
     """Hold an exclusive lock on ``<store>.lock`` while a process opens a SQLite store: MLflow
     creates and migrates the tables on first use, and two stages doing that at once (``dvc queue
@@ -94,8 +115,44 @@ def _first_use_lock(uri: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+_OUTAGE = re.compile(r"database (?:table )?is locked|unable to open database|readonly database|disk I/O error|"
+                     r"file is not a database|database disk image is malformed|"
+                     r"connection (?:refused|reset|aborted)|max retries exceeded|failed to establish|"
+                     r"name or service not known|timed out", re.IGNORECASE)
+_ILLEGAL_KEY = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def metric_key(name: str) -> str:
+    """A key MLflow accepts for a metric or param named ``name``: MLflow allows letters, digits,
+    underscores, dashes, periods, spaces, colons and slashes; a ``+`` (the joint points
+    ``l1+wl1-1e-4`` and ``het-s1.0-t8.0+act-l1-2.0``) becomes ``_plus_`` and any other character
+    ``_``. The original name of a point is kept as a tag ``lowspike.point.<key>``."""
+    return _ILLEGAL_KEY.sub("_", name.replace("+", "_plus_"))
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the store is unreachable or unwritable: a locked,
+    missing, read-only or damaged SQLite file, a refused or dropped connection to a server. Any other
+    tracking error is a bug of the caller and is raised."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (OSError, ConnectionError, TimeoutError)) or _OUTAGE.search(str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numbers of a flattened mapping (booleans as 1/0), by legal key."""
+    return {metric_key(k): float(v) for k, v in flatten(metrics).items()
+            if isinstance(v, (int, float)) and math.isfinite(float(v))}
+
+
 class Run:
-    """An MLflow run that never breaks the stage: the first failure disables it with one warning."""
+    """An MLflow run that does not break the stage when the store is down: the first outage
+    (:func:`is_outage`) disables it with one warning and the stage goes on; any other error
+    (a refused key, a wrong call) is raised, and the run ends as FAILED."""
 
     def __init__(self, cfg: TrackingConfig, study: str, run_name: str, tags: Mapping[str, Any]):
         self.cfg = cfg
@@ -110,24 +167,25 @@ class Run:
         if not self.active:
             return
         try:
-            _with_retry(action)
-        except Exception as exc:  # noqa: BLE001
+            with _interrupts_deferred():
+                _with_retry(action)
+        except Exception as exc:  # noqa: BLE001 - MLflow raises many types; outages are told apart below
+            if not is_outage(exc):
+                raise
             self.active = False
-            print(f"warning: MLflow tracking disabled for this stage ({type(exc).__name__}: {exc})".splitlines()[0],
-                  file=sys.stderr)
+            print(f"warning: MLflow tracking disabled for this stage, the store is unreachable "
+                  f"({type(exc).__name__}: {exc})".splitlines()[0], file=sys.stderr)
 
     def __enter__(self) -> "Run":
         self._guard(self._start)
         return self
 
     def _start(self) -> None:
-        import logging
-
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from mlflow.tracking import MlflowClient
+            from mlflow.tracking import MlflowClient  # the stage's MLflow import, skipped with tracking off
         for logger in ("mlflow", "alembic"):  # store creation and migration notices: not the stage's news
             logging.getLogger(logger).setLevel(logging.WARNING)
 
@@ -172,10 +230,20 @@ class Run:
 
         self._guard(action)
 
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        def action() -> None:
+            for key, value in tags.items():
+                self.client.set_tag(self.run_id, key, str(value)[:5000])
+
+        self._guard(action)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log ``params`` (nested mappings flattened with dots) as strings."""
+        if not self.active:
+            return
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+        items = [Param(metric_key(k), str(v)[:6000]) for k, v in flatten(params).items()]
 
         def action() -> None:
             for start in range(0, len(items), 100):
@@ -184,14 +252,14 @@ class Run:
         self._guard(action)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log every finite number of ``metrics`` (nested mappings flattened with dots, booleans as
+        1/0) under its legal key (:func:`metric_key`) at ``step``."""
+        if not self.active:
+            return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [
-            Metric(k, float(v), now, step or 0)
-            for k, v in flatten(metrics).items()
-            if isinstance(v, (int, float)) and v == v and abs(float(v)) != float("inf")  # True/False -> 1/0
-        ]
+        items = [Metric(key, value, now, step or 0) for key, value in _numbers(metrics).items()]
 
         def action() -> None:
             for start in range(0, len(items), 500):
@@ -201,11 +269,13 @@ class Run:
 
     def log_series(self, name: str, values: list[float], start_step: int = 1) -> None:
         """Log ``values`` as one metric over steps ``start_step, start_step + 1, ...`` in one batch."""
+        if not self.active:
+            return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(name, float(v), now, start_step + i) for i, v in enumerate(values)
-                 if isinstance(v, (int, float)) and v == v and abs(float(v)) != float("inf")]
+        items = [Metric(metric_key(name), float(v), now, start_step + i) for i, v in enumerate(values)
+                 if isinstance(v, (int, float)) and math.isfinite(float(v))]
 
         def action() -> None:
             for start in range(0, len(items), 500):
@@ -223,11 +293,9 @@ class Run:
             status = "FINISHED"
         elif issubclass(exc_type, KeyboardInterrupt):
             status = "KILLED"
-            from .training import _progress
-
-            if _progress.get("epoch"):
-                self._guard(lambda: self.client.set_tag(self.run_id, "lowspike.interrupted_after_epoch",
-                                                        str(_progress["epoch"])))
+            epoch = getattr(exc, "epoch", 0)  # lowspike.training.TrainingInterrupted's finished epochs
+            if epoch:
+                self._guard(lambda: self.client.set_tag(self.run_id, "lowspike.interrupted_after_epoch", str(epoch)))
         else:
             status = "FAILED"
         self._guard(lambda: self.client.set_terminated(self.run_id, status=status))
@@ -277,9 +345,8 @@ def default_tags(params_path: str | Path = "params.yaml") -> dict[str, str]:
     """Where the run comes from: DVC stage and experiment name (``dvc exp run``), git commit and
     whether the code differed from it (``git.dirty``), and the sha256 of the params file the stage
     read (runs with equal ``params.sha256`` ran on the same params, whatever the commit says)."""
-    import hashlib
-
-    tags = {"dvc.stage": os.environ.get("DVC_STAGE", ""), "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "")}
+    tags = {"dvc.stage": os.environ.get("DVC_STAGE", ""), "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
+            "lowspike.sweep_run": os.environ.get("LOWSPIKE_SWEEP_RUN", "")}
     # the sweep runner passes both to nodes that run a stage without the checkout
     commit = os.environ.get("LOWSPIKE_GIT_COMMIT") or _git("rev-parse", "HEAD")
     if commit:
@@ -295,12 +362,16 @@ def default_tags(params_path: str | Path = "params.yaml") -> dict[str, str]:
 
 
 def log_point_record(run: Run, point: str, record: Mapping[str, Any]) -> None:
-    """Log one grid point's record under ``<point>.<metric>``; a per-timestep list
-    (``accuracy_per_timestep``) becomes a curve over steps 1..T."""
-    scalars = {f"{point}.{k}": v for k, v in record.items() if not isinstance(v, (list, str))}
-    run.log_metrics(scalars)
+    """Log one grid point's record under ``<point>.<metric>`` (every finite number at any depth,
+    lists aside; the point's legal key by :func:`metric_key`, its own name as the tag
+    ``lowspike.point.<key>``); the per-timestep accuracy (``accuracy_per_timestep``) becomes a
+    curve over steps 1..T."""
+    key = metric_key(point)
+    if key != point:
+        run.set_tags({f"lowspike.point.{key}": point})
+    run.log_metrics({f"{key}.{k}": v for k, v in record.items() if not isinstance(v, (list, str))})
     if isinstance(record.get("accuracy_per_timestep"), list):
-        run.log_series(f"{point}.snn_accuracy_per_timestep", record["accuracy_per_timestep"])
+        run.log_series(f"{key}.snn_accuracy_per_timestep", record["accuracy_per_timestep"])
 
 
 def start_run(cfg: TrackingConfig, study: str, run_name: str, tags: Mapping[str, Any] | None = None) -> Run:
@@ -324,8 +395,6 @@ def serve_ui(host: str = "127.0.0.1", port: int = 5000) -> int:
     """``mlflow ui`` on ``host:port`` against the project's store, in a process group of its own:
     SIGTERM or Ctrl-C to this process stops the server and every worker it started, and frees
     the port."""
-    import signal
-
     uri = tracking_uri()
     base = f"http://{host}:{port}"
     try:
@@ -361,8 +430,6 @@ def serve_ui(host: str = "127.0.0.1", port: int = 5000) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m lowspike.tracking")
     sub = parser.add_subparsers(dest="command", required=True)
     ui = sub.add_parser("ui", help="serve the MLflow UI on the project's store")

@@ -5,8 +5,8 @@ import torch
 import torchaudio
 
 from lowspike.config import AugmentConfig, MfccConfig
-from lowspike.data.audio import (add_noise, augment_waveforms, build_mfcc, int16_to_float, mfcc_frames,
-                                 time_shift, time_warp)
+from lowspike.data import mfcc_frames
+from lowspike.data.audio import add_noise, augment_waveforms, build_mfcc, int16_to_float, time_shift, time_warp
 
 
 def test_one_second_gives_49_frames_of_10_coefficients():
@@ -15,6 +15,15 @@ def test_one_second_gives_49_frames_of_10_coefficients():
     assert mfcc_frames(16000, cfg) == 49
     out = build_mfcc(cfg)(torch.randn(3, 16000))
     assert out.shape == (3, 10, 49)
+
+
+@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize("samples", [16000, 8000, 1023])
+def test_frame_count_is_what_torchaudio_computes_centered_or_not(center, samples):
+    # centered: torch.stft pads n_fft / 2 more per side, floor((16000 + 640) / 320) + 1 = 53 frames for 1 s
+    cfg = MfccConfig(center=center)
+    assert mfcc_frames(samples, cfg) == build_mfcc(cfg)(torch.randn(1, samples)).shape[-1]
+    assert mfcc_frames(16000, cfg) == (53 if center else 49)
 
 
 def test_mfcc_is_torchaudio_with_the_paper_settings():
@@ -76,3 +85,23 @@ def test_warp_then_shift_in_one_gather_equals_the_two_steps_bit_for_bit():
     rates = torch.tensor([0.5, 0.93, 1.0, 1.07, 1.5, 1.2])
     shifts = torch.tensor([-100, 0, 37, -1, 250, 999])
     assert torch.equal(warp_then_shift(waves, rates, shifts), time_shift(time_warp(waves, rates), shifts))
+
+
+@pytest.mark.parametrize("noise_sigma", [0.0, 1.75e-3])
+def test_the_compiled_augmentation_gives_the_eager_bits(monkeypatch, noise_sigma):
+    """Noise, warp and shift in one compiled pass: the same floats as the eager ops, the same
+    generator draws in the same order, so the same batch to the last bit."""
+    from lowspike import native
+    from lowspike.config import AugmentConfig
+    from lowspike.data import audio
+
+    cfg = AugmentConfig(enabled=True, noise_sigma=noise_sigma, time_warp_sigma=0.2, time_shift_alpha=1.0)
+    waves = torch.randn(9, 1601, generator=torch.Generator().manual_seed(1)) * 0.3
+    monkeypatch.setenv(native.SWITCH, "0")
+    eager = audio.augment_waveforms(waves, cfg, torch.Generator().manual_seed(7))
+    monkeypatch.setenv(native.SWITCH, "1")
+    assert native.library(audio.KERNELS, audio.SIGNATURES) is not None
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # two ranges of clips
+    compiled = audio.augment_waveforms(waves, cfg, torch.Generator().manual_seed(7))
+    assert torch.equal(eager, compiled)
+    assert (eager == 0).any() and not torch.equal(eager, waves)  # shifted in zeros, changed the clip

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from lowspike.config import validate_params
-from lowspike.data import DatasetMissing, load_raw
+from lowspike.params import validate_params
+from lowspike.errors import DatasetMissing
+from lowspike.data import load_raw
 from lowspike.data.cifar10 import augment_images
 
 from .conftest import write_cifar_batch, write_cifar_meta
@@ -65,7 +66,7 @@ def test_crop_and_flip_match_a_per_sample_reference():
 
 
 def test_augmentation_only_in_training(tmp_path):
-    from lowspike.data import write_prepared, load_prepared
+    from lowspike.data.prepared import load_prepared, write_prepared
     from lowspike.data.loading import load_split
 
     _write(tmp_path)

@@ -5,8 +5,10 @@ import pytest
 import soundfile
 import torch
 
-from lowspike.config import validate_params
-from lowspike.data import DatasetMissing, load_prepared, load_raw, write_prepared
+from lowspike.params import validate_params
+from lowspike.errors import DataFileError, DatasetMissing
+from lowspike.data.prepared import load_prepared, write_prepared
+from lowspike.data import load_raw
 from lowspike.data.loading import load_split
 
 
@@ -57,7 +59,7 @@ def test_missing_folder_and_missing_word_are_explained(tmp_path):
 def test_wrong_sample_rate_is_refused(tmp_path):
     write_gsc(tmp_path, rate=8000)
     params = validate_params({"data": {"root": str(tmp_path), "gsc": {"words": ["yes", "no"]}}})
-    with pytest.raises(ValueError, match="8000 Hz"):
+    with pytest.raises(DataFileError, match="spk0_nohash_0.wav: sample rate 8000 Hz, expected 16000"):
         load_raw("gsc", params.data)
 
 

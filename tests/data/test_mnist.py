@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from lowspike.config import validate_params
-from lowspike.data import DatasetMissing, load_raw
+from lowspike.params import validate_params
+from lowspike.errors import DatasetMissing
+from lowspike.data import load_raw
 
 from .conftest import write_idx
 

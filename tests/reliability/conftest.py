@@ -24,8 +24,10 @@ import yaml
 
 from lowspike.config import _ParamsLoader
 
-from lowspike.config import validate_params
-from lowspike.data import load_raw, write_prepared
+from lowspike.dvcyaml import render
+from lowspike.params import validate_params
+from lowspike.data import load_raw
+from lowspike.data.prepared import write_prepared
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -37,27 +39,30 @@ EMPTY_GRIDS = {"mse": {"alphas": []}, "soft_targets": {"taus": []}, "heterogeneo
                "activation": {"l1": [], "l2": []}, "logits": {"l2": [], "l2sq": []},
                "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []},
                "feature": {"weights": []}, "feature_act": {"weights": [], "norms": [], "lambdas": []}}
+"""Every method of the digits grids written, each with nothing to run (the tiny repo's dvc.yaml
+has a family for each, so a test can fill one in)."""
 TINY = {
     "data": {"datasets": ["digits"]},
     "regularization": {"datasets": ["digits"], "archs": ["mlp"], "points": {"mlp": ["l1-0.001"], "lenet5": []},
-                       "train": TINY_TRAIN},
+                       "train": TINY_TRAIN, "baseline_extra_seeds": []},
     "simulation": {"timesteps": 10, "batch_size": 500},
     "distillation": {
-        "datasets": ["digits"], "seeds": [0],
+        "datasets": ["digits"], "seeds": [0], "baseline_seeds": [0],
         "setups": {"digits": {"student": "sres8", "teacher": "resnet15", "neuron": "lif", "beta": 0.5,
                               "timesteps": 2, "student_width": 0.25, "teacher_width": 0.25,
                               "student_train": TINY_STUDENT_TRAIN, "teacher_train": TINY_STUDENT_TRAIN}},
-        "grids": EMPTY_GRIDS,
+        "grids": {"digits": EMPTY_GRIDS},
     },
     "tracking": {"enabled": False},
 }
 
 
 def merge(base: dict, overrides: dict) -> dict:
-    """``base`` with ``overrides`` merged in, section by section (``setups`` is replaced whole)."""
+    """``base`` with ``overrides`` merged in, section by section (``setups`` and ``grids`` are
+    replaced whole)."""
     out = copy.deepcopy(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "setups":
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("setups", "grids"):
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -154,11 +159,11 @@ def make_tiny_repo(root: Path, overrides: dict | None = None, commit: bool = Fal
     """A git + DVC repository with the project's pipeline and the tiny params."""
     root.mkdir(parents=True, exist_ok=True)
     env = stage_env(root)
-    shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "src" / "lowspike", root / "src" / "lowspike",
                     ignore=shutil.ignore_patterns("__pycache__"))
     write_params(root / "params.yaml", tiny_params(overrides))
+    (root / "dvc.yaml").write_text(render(root / "src", root / "params.yaml"))  # its families follow its params
     (root / ".gitignore").write_text("/.cache/\n/mlflow.db\n/mlartifacts/\n__pycache__/\n")
     _git(root, env, "init", "-q")
     subprocess.run([str(VENV_BIN / "dvc"), "init", "-q"], cwd=root, env=env, check=True, capture_output=True,

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
-from lowspike.artifacts import save_torch, torch_bytes
+from lowspike.checkpoints import save_torch, torch_bytes
 
 from .conftest import dvc
+
+pytestmark = pytest.mark.integration
 
 
 def test_equal_objects_save_to_equal_bytes_whatever_the_file_name(tmp_path):

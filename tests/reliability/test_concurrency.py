@@ -121,13 +121,7 @@ def _log_run(uri: str, name: str, value: float, barrier) -> None:
     os._exit(0 if run.active else 3)
 
 
-FRESH_STORE_RACE = ("tracking.py: two processes opening a fresh SQLite store at once both run MLflow's table "
-                    "migrations and one fails (duplicate column name); fix: a file lock around the store's first "
-                    "use in Run._start (see the reliability report)")
-
-
-@pytest.mark.parametrize("store", [
-    pytest.param("fresh", marks=[pytest.mark.slow]), "initialized"])
+@pytest.mark.parametrize("store", ["fresh", "initialized"])
 def test_two_processes_log_to_one_store_at_once(tmp_path, capfd, store):
     from mlflow.tracking import MlflowClient
 
@@ -171,7 +165,7 @@ def _mlflow_runs(db: Path) -> list[dict]:
             for r in client.search_runs([experiment.experiment_id])]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_two_queued_experiments_run_at_once_and_log_to_one_store(tmp_path):
     # keyword list without yes/no/on/off: `dvc exp run -S` rewrites params.yaml and unquotes them
     # (test_params_fuzz.py::test_params_rewritten_by_dvc_exp_run_set_param_stay_valid)
@@ -179,11 +173,8 @@ def test_two_queued_experiments_run_at_once_and_log_to_one_store(tmp_path):
     train = {"optimizer": "adam", "lr": 1.0e-2, "batch_size": 16, "max_epochs": 12, "patience": 12, "seed": 0}
     repo = make_tiny_repo(tmp_path / "repo", {"tracking": {"enabled": True}, "regularization": {"train": train},
                                               "data": {"spoken_commands": {"words": words}}}, commit=True)
-    # the store's tables exist before the queue starts (two stages creating them at once is
-    # FRESH_STORE_RACE); the experiment is created by whichever stage comes first
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_experiments()
+    # a fresh store: the first two stages create its tables and the experiment at once
+    # (tracking._first_use_lock serializes them)
     # no MLFLOW_TRACKING_URI: each stage finds <DVC_ROOT>/mlflow.db, the parent repository's store,
     # from inside its temporary experiment workspace
     env = stage_env(repo)

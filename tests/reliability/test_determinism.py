@@ -10,9 +10,13 @@ from pathlib import Path
 
 import torch
 
-from lowspike.artifacts import load_torch, read_json
-from lowspike.config import validate_params
-from lowspike.studies import conversion, distillation
+from lowspike.checkpoints import load_torch
+from lowspike.artifacts import read_json
+from lowspike.params import validate_params
+from lowspike.studies import conversion_points
+from lowspike.studies import conversion_train
+from lowspike import distillation
+from lowspike.studies import distillation_train
 
 from .conftest import tiny_params
 
@@ -51,8 +55,8 @@ def _assert_identical(folders: list[Path], run_folder: str) -> dict:
 
 def test_a_dnn_point_trains_identically_twice(workdir):
     params = validate_params(tiny_params({"regularization": {"train": TRAIN}}))
-    point = conversion.Point("digits", "mlp", "l1", 1.0e-3)
-    folders = _twice(workdir, lambda: conversion.train_point(params, point))
+    point = conversion_points.Point("digits", "mlp", "l1", 1.0e-3)
+    folders = _twice(workdir, lambda: conversion_train.train_point(params, point))
     summary = _assert_identical(folders, "runs/dnn/digits/mlp/l1-0.001")
     assert (summary["status"], summary["epochs_run"], summary["seed"]) == ("ok", 3, 7)
     assert len({h["train_loss"] for h in summary["history"]}) == 3  # it trained: the loss moved
@@ -61,7 +65,7 @@ def test_a_dnn_point_trains_identically_twice(workdir):
 def test_a_spiking_student_trains_identically_twice(workdir):
     params = validate_params(tiny_params())
     run = distillation.StudentRun("digits", "activation", 3, (("norm", "l1"), ("lam", 1.0e-3)))
-    folders = _twice(workdir, lambda: distillation.train_student(params, run))
+    folders = _twice(workdir, lambda: distillation_train.train_student(params, run))
     summary = _assert_identical(folders, "runs/student/digits/act-l1-0.001/seed3")
     assert summary["status"] == "ok" and summary["seed"] == 3
     assert all(h["train_spikerate"] > 0 for h in summary["history"])

@@ -16,12 +16,16 @@ import psutil
 import pytest
 import torch
 
-from lowspike.artifacts import atomic_path, load_torch, read_json, save_torch, write_json, write_text
-from lowspike.config import validate_params
-from lowspike.studies import conversion
+from lowspike.artifacts import atomic_path, read_json, write_bytes, write_json, write_text
+from lowspike.checkpoints import load_torch, save_torch
+from lowspike.params import validate_params
+from lowspike.studies import conversion_points
+from lowspike.studies import conversion_train
 
 from .conftest import (TRAIN_BASELINE, dvc, make_tiny_repo, run_stage, stage_command, stage_env, tiny_params,
                        without_timings, write_params)
+
+pytestmark = pytest.mark.integration
 
 LONG_TRAIN = {"optimizer": "adam", "lr": 1.0e-2, "batch_size": 32, "max_epochs": 30, "patience": 30, "seed": 0}
 BASELINE = Path("runs/dnn/digits/mlp/baseline")
@@ -78,9 +82,7 @@ def _killed_before_rename(write) -> int:
 
 
 def _write_figure(target: Path, payload) -> None:
-    from lowspike.report.build import _write_bytes
-
-    _write_bytes(target, json.dumps(payload).encode())
+    write_bytes(target, json.dumps(payload).encode())
 
 
 WRITERS = {"train.json": write_json, "model.pt": save_torch, "report.md": lambda t, p: write_text(t, str(p)),
@@ -102,7 +104,9 @@ def test_a_prepare_killed_mid_write_is_caught_by_the_hashes(tmp_path, prepared_d
     whole, and the mix of new and old files is refused by the sha256 check."""
     import shutil
 
-    from lowspike.data import PreparedDataCorrupt, load_prepared, load_raw
+    from lowspike.errors import PreparedDataCorrupt
+    from lowspike.data.prepared import load_prepared
+    from lowspike.data import load_raw
 
     folder = tmp_path / "digits"
     shutil.copytree(prepared_digits, folder)
@@ -119,7 +123,7 @@ def test_a_prepare_killed_mid_write_is_caught_by_the_hashes(tmp_path, prepared_d
             real_replace(src, dst)
 
         os.replace = replace
-        from lowspike.data import write_prepared
+        from lowspike.data.prepared import write_prepared
 
         write_prepared(raw, folder)
         os._exit(0)
@@ -186,8 +190,8 @@ def test_a_crash_after_any_epoch_resumes_scheduler_rng_and_early_stopping_exactl
     assert straight.epochs_run < cfg.max_epochs  # early stopping fired
     assert crash_after < straight.epochs_run
 
-    def crash(record):
-        if record["epoch"] == crash_after + 1:
+    def crash(record):  # after the checkpoint of epoch crash_after is written
+        if record["epoch"] == crash_after:
             raise _Crash
 
     ckpt = tmp_path / "ckpt.pt"
@@ -260,7 +264,7 @@ def _reference_summary(workdir: Path) -> dict:
     (reference / "data" / "prepared" / "digits").symlink_to(workdir / "data" / "prepared" / "digits")
     os.chdir(reference)
     try:
-        return conversion.train_point(params, conversion.Point("digits", "mlp", "none", 0.0))
+        return conversion_train.train_point(params, conversion_points.Point("digits", "mlp", "none", 0.0))
     finally:
         os.chdir(here)
 
@@ -309,7 +313,6 @@ def _stage_process(parent: psutil.Process, needle: str) -> psutil.Process | None
     return None
 
 
-@pytest.mark.slow
 def test_dvc_repro_after_sigkilled_stages_gives_the_uninterrupted_results(tmp_path):
     """First the training stage alone is SIGKILLed, then, after it resumed, ``dvc repro`` and the
     stage together (a killed session: DVC's locks are left behind); a third ``dvc repro`` finishes
@@ -372,6 +375,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_next_run_resumes_and_links_its
     write_params(workdir / "params.yaml",
                  tiny_params({"regularization": {"train": LONG_TRAIN}, "tracking": {"enabled": True}}))
     env = stage_env(workdir)
+    env["PYTHONFAULTHANDLER"] = "1"  # a stage that hangs shows where, on the SIGABRT below
     # Ctrl-C reaches the stage as a terminal would deliver it, also where this test runs with
     # SIGINT ignored (a background job of a shell without job control passes SIG_IGN on)
     victim = subprocess.Popen(stage_command(*TRAIN_BASELINE), cwd=workdir, env=env, text=True,
@@ -381,7 +385,12 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_next_run_resumes_and_links_its
         assert _wait_for(lambda: _checkpoint_epoch(workdir / CHECKPOINT) >= 2 or victim.poll() is not None, 90)
         assert victim.poll() is None, "the training ended before it could be interrupted"
         victim.send_signal(signal.SIGINT)
-        _, stderr = victim.communicate(timeout=60)
+        try:
+            _, stderr = victim.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            victim.send_signal(signal.SIGABRT)
+            _, stderr = victim.communicate(timeout=30)
+            raise AssertionError("the interrupted stage did not end; its threads: " + stderr[-8000:])
     finally:
         if victim.poll() is None:
             victim.kill()

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lowspike.data import PreparedDataCorrupt, load_prepared
+from lowspike.errors import PreparedDataCorrupt
+from lowspike.data.prepared import load_prepared
 
 from .conftest import TRAIN_BASELINE, run_stage
 
@@ -100,17 +101,17 @@ def test_the_prepare_stage_names_missing_sources(workdir, stage_main, capsys):
 
 
 def test_data_errors_escaping_a_stage_are_one_line(capsys):
-    """The hook every stage installs (runtime.setup): data errors print their message only."""
+    """The hook every stage installs (runtime.setup): bad input (data errors included) prints its message only."""
     from lowspike import runtime
-    from lowspike.data import DatasetMissing
+    from lowspike.errors import DatasetMissing
 
     for exc in (PreparedDataCorrupt("data/prepared/x/inputs.pt is missing"), DatasetMissing("mnist: no files")):
-        runtime._report_data_errors(type(exc), exc, None)
+        runtime._report_bad_input(type(exc), exc, None)
     assert capsys.readouterr().err.splitlines() == ["error: data/prepared/x/inputs.pt is missing",
                                                     "error: mnist: no files"]
     try:
         raise KeyError("other")
     except KeyError as exc:
-        runtime._report_data_errors(KeyError, exc, exc.__traceback__)
+        runtime._report_bad_input(KeyError, exc, exc.__traceback__)
     err = capsys.readouterr().err
     assert err.startswith("Traceback") and "KeyError: 'other'" in err

@@ -12,11 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from lowspike.artifacts import read_json, save_torch
-from lowspike.config import validate_params
-from lowspike.data import load_prepared
-from lowspike.studies import conversion, distillation
-from lowspike.studies.common import load_model_payload
+from lowspike.artifacts import read_json
+from lowspike.checkpoints import save_torch
+from lowspike.params import validate_params
+from lowspike.data.prepared import load_prepared
+from lowspike.studies import conversion_points
+from lowspike.studies import conversion_train
+from lowspike import distillation
+from lowspike.studies import distillation_train
+from lowspike.checkpoints import load_model_payload
 
 from .conftest import EMPTY_GRIDS, tiny_params, write_params
 
@@ -40,7 +44,7 @@ def _strict_json(path: Path):
 def test_silent_networks_have_defined_metrics_through_both_studies_and_the_reports(workdir, stage_main):
     raw = tiny_params({
         "regularization": {"points": {"mlp": ["l1-0.001", "l1-0.01"], "lenet5": []}, "train": ONE_EPOCH},
-        "distillation": {"grids": {**EMPTY_GRIDS, "activation": {"l1": [1.0e-3], "l2": []}}},
+        "distillation": {"grids": {"digits": {**EMPTY_GRIDS, "activation": {"l1": [1.0e-3], "l2": []}}}},
     })
     write_params(workdir / "params.yaml", raw)
     params = validate_params(raw)
@@ -48,8 +52,8 @@ def test_silent_networks_have_defined_metrics_through_both_studies_and_the_repor
     chance = float((test_labels == 0).double().mean())
     assert 0.05 < chance < 0.15
 
-    for point in conversion.grid(params, "digits", "mlp"):
-        conversion.train_point(params, point)
+    for point in conversion_points.grid(params, "digits", "mlp"):
+        conversion_train.train_point(params, point)
     _silence(Path("runs/dnn/digits/mlp/baseline/model.pt"))
     _silence(Path("runs/dnn/digits/mlp/l1-0.001/model.pt"))
     for script in ("convert.py", "simulate.py", "evaluate.py"):
@@ -79,7 +83,7 @@ def test_silent_networks_have_defined_metrics_through_both_studies_and_the_repor
         _strict_json(metrics)
 
     for run in distillation.student_runs(params, "digits"):
-        distillation.train_student(params, run)
+        distillation_train.train_student(params, run)
     _silence(Path("runs/student/digits/baseline/seed0/model.pt"))
     assert stage_main("evaluate_students.py", "--dataset", "digits") == 0
     student = read_json("runs/student_eval/digits/baseline/seed0/evaluate.json")

@@ -69,7 +69,7 @@ def test_a_store_failing_mid_run_warns_once_and_goes_quiet(monkeypatch, capsys, 
     run.__exit__(None, None, None)
 
     [warning] = _warnings(capsys.readouterr().err)
-    assert warning.startswith("warning: MLflow tracking disabled for this stage (RuntimeError: ")
+    assert warning == f"warning: MLflow tracking disabled for this stage, the store is unreachable (RuntimeError: {message})"
     assert not run.active
     locked = "locked" in message
     assert run.client.calls == (tracking._RETRIES if locked else 1)

@@ -25,18 +25,18 @@ import contextlib
 import pytest
 
 from lowspike.artifacts import write_json
-from lowspike.config import validate_params
+from lowspike.params import validate_params
 
 PARAMS = {
     "profile": "fixture",
     "regularization": {"datasets": ["mnist5k"], "archs": ["mlp", "lenet5"], "points": {"mlp": ["l1-0.0001", "l1-0.001", "hoyer-0.0001", "hoyer-0.001"],
                                   "lenet5": ["l1-0.0001", "l1-0.001", "hoyer-0.0001", "hoyer-0.001"]}},
     "distillation": {
-        "datasets": ["mnist5k", "digits"], "seeds": [0, 1],
-        "grids": {"mse": {"alphas": [0.5]}, "soft_targets": {"taus": [2.0]},
-                  "heterogeneous": {"tau_s": [1.0], "tau_t": [4.0, 8.0]},
-                  "activation": {"l1": [0.5], "l2": []}, "logits": {"l2": [0.1], "l2sq": []},
-                  "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []}}},
+        "datasets": ["mnist5k", "digits"], "seeds": [0, 1], "baseline_seeds": [0, 1],
+        "grids": {"mnist5k": {"mse": {"alphas": [0.5]}, "soft_targets": {"taus": [2.0]},
+                              "heterogeneous": {"tau_s": [1.0], "tau_t": [4.0, 8.0]},
+                              "activation": {"l1": [0.5], "l2": []}, "logits": {"l2": [0.1], "l2sq": []}},
+                  "digits": {"activation": {"l1": [0.5], "l2": []}}}},
     "report": {"formats": ["png", "svg"], "dpi": 50},
 }
 
@@ -48,7 +48,25 @@ CONVERSION_POINTS = {
     ("mlp", "hoyer-0.001"): (300, 480, 4000, 0.62, 0.60),
     ("lenet5", "baseline"): (5000, 2000, 100000, 0.99, 0.985),
     ("lenet5", "l1-0.0001"): (0, 1500, 0, 0.10, 0.10),
+    ("mlp", "baseline-seed1"): (1010, 505, 20400, 0.979, 0.974),
+    ("mlp", "baseline-seed2"): (990, 495, 19600, 0.981, 0.976),
+    ("lenet5", "baseline-seed1"): (5050, 2020, 101000, 0.989, 0.984),
+    ("lenet5", "baseline-seed2"): (4950, 1980, 99000, 0.991, 0.986),
 }
+CONVERSION_SAMPLES = 1000
+DISTILLATION_SAMPLES = 100
+
+
+def per_sample_correct(accuracy: float, samples: int) -> list[int]:
+    """0/1 correctness with the given accuracy: the first ``round(accuracy * samples)`` right."""
+    right = round(accuracy * samples)
+    return [1] * right + [0] * (samples - right)
+
+
+def per_sample_counts(mean: float, samples: int) -> list[int]:
+    """Integer counts with the given mean, spread as evenly as integers allow."""
+    total = round(mean * samples)
+    return [total // samples + (1 if i < total % samples else 0) for i in range(samples)]
 
 # (dataset, run, seed) -> (accuracy, spikerate, spikerate of layer "spike2")
 DISTILLATION_VALUES = {
@@ -92,8 +110,9 @@ def write_conversion_runs(root) -> None:
     """``runs/eval/mnist5k/<arch>/<point>/evaluate.json`` as ``evaluate_all`` writes them."""
     for (arch, point), values in CONVERSION_POINTS.items():
         reg, _, lam = point.partition("-")
-        record = {"dataset": "mnist5k", "arch": arch, "point": point, "regularizer": "none" if reg == "baseline"
-                  else reg, "lambda": float(lam) if lam else 0.0, "num_classes": 10, "epochs_run": 3}
+        baseline = reg == "baseline"
+        record = {"dataset": "mnist5k", "arch": arch, "point": point, "regularizer": "none" if baseline else reg,
+                  "lambda": 0.0 if baseline else float(lam), "num_classes": 10, "epochs_run": 3}
         if values is None:
             record["status"] = "diverged"
         else:
@@ -101,7 +120,11 @@ def write_conversion_runs(root) -> None:
             record.update({"status": "ok", "spikes": spikes, "eflops": eflops, "synops": synops,
                            "dnn_accuracy": dnn, "snn_accuracy": snn, "timesteps": 4,
                            "accuracy_per_timestep": [snn / 4, snn / 2, snn * 0.9, snn],
-                           "spikes_per_layer": {"if1": spikes / 2, "if2": spikes / 2}})
+                           "spikes_per_layer": {"if1": spikes / 2, "if2": spikes / 2},
+                           "per_sample": {"snn_correct": per_sample_correct(snn, CONVERSION_SAMPLES),
+                                          "dnn_correct": per_sample_correct(dnn, CONVERSION_SAMPLES),
+                                          **{key: per_sample_counts(value, CONVERSION_SAMPLES) for key, value in
+                                             (("spikes", spikes), ("eflops", eflops), ("synops", synops))}}})
         write_json(root / "runs/eval/mnist5k" / arch / point / "evaluate.json", record)
 
 
@@ -117,7 +140,9 @@ def write_distillation_runs(root) -> None:
                   "spikerate": rate, "spikerate_per_timestep": rate / 10,
                   "spikes_per_layer": {"spike1": rate1 * 600, "spike2": rate2 * 400},
                   "neurons_per_layer": {"spike1": 600, "spike2": 400},
-                  "spikerate_per_layer": {"spike1": rate1, "spike2": rate2}, "timesteps": 10}
+                  "spikerate_per_layer": {"spike1": rate1, "spike2": rate2}, "timesteps": 10,
+                  "per_sample": {"correct": per_sample_correct(accuracy, DISTILLATION_SAMPLES),
+                                 "spikes": per_sample_counts(rate * 1000, DISTILLATION_SAMPLES)}}
         write_json(root / "runs/student_eval" / dataset / run / f"seed{seed}" / "evaluate.json", record)
     write_json(root / "runs/teacher/mnist5k/train.json",
                {"dataset": "mnist5k", "model": "vgg13", "width": 0.25, "parameters": 1234567, "status": "ok",
@@ -126,14 +151,15 @@ def write_distillation_runs(root) -> None:
 
 def build_aggregates(root) -> None:
     """Fabricated per-run files under ``root`` aggregated by the studies' ``write_aggregate``."""
-    from lowspike.studies import conversion, distillation
+    from lowspike.studies import conversion_results
+    from lowspike.studies import distillation_results
 
     params = fixture_params()
     with contextlib.chdir(root):
         write_conversion_runs(root)
         write_distillation_runs(root)
-        conversion.write_aggregate(params, "results/conversion")
-        distillation.write_aggregate(params, "results/distillation")
+        conversion_results.write_aggregate(params, "results/conversion")
+        distillation_results.write_aggregate(params, "results/distillation")
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ def test_stage_without_distillation_results_and_with_stale_figures(tmp_path, agg
     empty = tmp_path / "nothing"
     params_file = tmp_path / "params.yaml"
     params_file.write_text(complete_params_text(params))
-    from lowspike.config import read_params
+    from lowspike.params import read_params
     from lowspike.report.build import write_reports
 
     summary = write_reports(read_params(params_file), aggregates / "results/conversion", empty / "distillation",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lowspike.report import paper
+from lowspike.report import published as paper
 
 
 def test_table3_average_row_is_the_mean_of_the_two_architectures():

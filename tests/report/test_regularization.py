@@ -1,12 +1,13 @@
 """Regularization report tables from an aggregate built by the real conversion aggregation
 (fixture in conftest.py): percent changes and AUCs checked against hand computation."""
 
+import copy
 import math
 
 import pytest
 
 from lowspike.report.common import Context
-from lowspike.report.regularization import ConversionResults, build, regularizer_label
+from lowspike.report.regularization_report import build, ConversionResults, regularizer_label
 
 from .conftest import fixture_params
 
@@ -62,6 +63,24 @@ def test_diverged_points_are_listed_as_diverged(built):
     diverged = [row for row in table.rows if row[3] == "diverged"]
     assert diverged == [["MLP", "H", "1e-04", "diverged"] + ["n/a"] * 6]
     assert [r["status"] for r in plots["regularization_sweep"]].count("diverged") == 1
+
+
+def test_a_diverged_baseline_is_marked_where_its_changes_would_be(conversion_results):
+    results = copy.deepcopy(conversion_results)
+    for row in results["rows"]:
+        if row["dataset"] == "mnist5k" and row["arch"] == "mlp":
+            row["baseline_diverged"] = True
+            if row["point"] == "baseline":
+                row.update(status="diverged", spikes=None, eflops=None, synops=None, snn_accuracy=None,
+                           dnn_accuracy=None)
+    results["selections"] = [s for s in results["selections"] if s["arch"] != "mlp"]
+    doc, _ = _doc(results)
+    rows = {row[0]: row[1:] for row in doc.table("table1-mnist5k").rows}
+    assert rows["MLP baseline (diverged)"][:4] == ["n/a"] * 4
+    assert rows["L1: baseline diverged, no change"] == ["n/a"] * 6
+    statuses = {(r[0], r[1], r[2]): r[3] for r in doc.table("points-mnist5k").rows}
+    assert statuses[("MLP", "L1", "1e-04")] == "ok (baseline diverged)"
+    assert statuses[("LeNet-5", "L1", "1e-04")] == "ok"
 
 
 def test_paper_table_puts_published_numbers_beside_ours(built):

@@ -18,6 +18,8 @@ from lowspike.report.build import write_reports
 from ..browser import chromium, dump_dom  # noqa: F401 - chromium is a fixture
 from .conftest import fixture_params
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """<script>
 window.addEventListener("load", function () {
@@ -73,3 +75,52 @@ def test_the_check_catches_a_broken_image(chromium, tmp_path):
     page.write_text('<!DOCTYPE html><html><body><figure><img alt="bad" src="data:image/png;base64,AAAA">'
                     "</figure></body></html>")
     assert render_check(chromium, page, tmp_path) == {"images": 1, "broken": ["bad"], "svgs": 0}
+
+
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", function () {
+  var prose = null, number = null;
+  document.querySelectorAll("td").forEach(function (cell) {
+    if (!prose && /[a-z]{4,}/.test(cell.textContent) && cell.className !== "num") { prose = cell; }
+    if (!number && cell.className === "num") { number = cell; }
+  });
+  var marks = Array.prototype.slice.call(document.querySelectorAll("#findings td"))
+    .filter(function (cell) { return /hold|undecided|not run/.test(cell.textContent) && cell.textContent.length < 20; });
+  var out = document.createElement("pre");
+  out.id = "layout-check";
+  out.textContent = JSON.stringify({
+    prose_align: prose && getComputedStyle(prose).textAlign,
+    number_align: number && getComputedStyle(number).textAlign,
+    body_scrolls_sideways: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+    asterisks: document.body.innerText.indexOf("**") >= 0,
+    marks_bold: marks.filter(function (cell) { return cell.textContent.indexOf("does not hold") >= 0; })
+      .map(function (cell) { var s = cell.querySelector("strong"); return !!s && getComputedStyle(s).fontWeight >= 600; })
+  });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def layout_check(chromium: str, page: Path, workdir: Path, width: int) -> dict:
+    probe = workdir / f"layout-{page.name}"
+    probe.write_text(page.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    result = dump_dom(chromium, probe.as_uri(), workdir / "profile", width=width)
+    match = re.search(r'<pre id="layout-check">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"Chromium returned no layout check (exit {result.returncode}): {result.stderr[-500:]}"
+    return json.loads(html.unescape(match.group(1)))
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_reports_read_as_the_markdown_prose_left_numbers_right_bold_marks_no_sideways_scroll(
+        chromium, aggregates, tmp_path, width):
+    out = tmp_path / "reports"
+    write_reports(fixture_params(report={"formats": ["png"], "dpi": 30}), aggregates / "results/conversion",
+                  aggregates / "results/distillation", out)
+    marks = []
+    for name in ("regularization.html", "distillation.html"):
+        check = layout_check(chromium, out / name, tmp_path, width)
+        assert check["prose_align"] == "left" and check["number_align"] == "right", (name, check)
+        assert check["body_scrolls_sideways"] is False, (name, width)
+        assert check["asterisks"] is False and all(check["marks_bold"]), (name, check)
+        marks += check["marks_bold"]
+    assert marks, "the fixture's findings have no 'does not hold' mark to check"

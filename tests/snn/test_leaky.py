@@ -7,6 +7,8 @@ import pytest
 import snntorch
 import torch
 
+from lowspike import native
+from lowspike.snn import leaky
 from lowspike.snn.leaky import Repeated, leaky_reference, multistep_leaky
 from lowspike.snn.surrogates import SURROGATE_DERIVATIVES, snntorch_surrogate
 
@@ -119,3 +121,60 @@ def test_evaluation_keeps_no_graph():
     with torch.inference_mode():
         spikes = multistep_leaky(torch.randn(5, 3) + 0.5, 1.0)
     assert spikes.grad_fn is None
+
+
+def _spikes_and_gradient(current, beta, surrogate, static_steps=None):
+    leaf = current.detach().clone().requires_grad_(True)
+    drive = Repeated(leaf, static_steps) if static_steps else leaf
+    spikes = multistep_leaky(drive, beta, surrogate=surrogate)
+    weights = torch.linspace(-1.0, 1.0, spikes.numel()).reshape(spikes.shape)
+    (spikes * weights).sum().backward()
+    return spikes.detach(), leaf.grad
+
+
+@pytest.mark.parametrize("surrogate", sorted(leaky.SURROGATE_CODES))
+@pytest.mark.parametrize("beta", [1.0, 0.5, 0.7])
+@pytest.mark.parametrize("layout", ["steps", "channels_last", "static", "bfloat16", "threads"])
+def test_the_compiled_kernels_give_the_eager_loops_bits(monkeypatch, surrogate, beta, layout):
+    """Same spikes, same gradients to the last bit: the compiled kernels change speed, never results."""
+    torch.manual_seed(0)
+    current = torch.randn(6, 3, 4, 5, 7) * 0.8 + 0.4
+    static_steps = None
+    if layout == "channels_last":
+        current = current.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (6, 3))
+    elif layout == "static":
+        current, static_steps = current[0], 6
+    elif layout == "bfloat16":
+        current = current.to(torch.bfloat16)
+    elif layout == "threads":  # three threads, the last range shorter than the others
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    monkeypatch.setenv(native.SWITCH, "0")
+    eager = _spikes_and_gradient(current, beta, surrogate, static_steps)
+    monkeypatch.setenv(native.SWITCH, "1")
+    assert native.library(leaky.KERNELS, leaky.SIGNATURES) is not None
+    compiled = _spikes_and_gradient(current, beta, surrogate, static_steps)
+    assert torch.equal(eager[0], compiled[0]) and torch.equal(eager[1], compiled[1])
+    assert compiled[1].dtype == current.dtype and compiled[0].stride() == eager[0].stride()
+    with torch.inference_mode():
+        assert torch.equal(multistep_leaky(Repeated(current, 6) if static_steps else current, beta), eager[0])
+
+
+def test_the_kernels_split_a_layer_into_block_aligned_ranges_per_thread(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    assert native.ranges(1000) == [(0, 384), (384, 768), (768, 1000)]
+    assert native.ranges(10) == [(0, 10)]
+
+
+def test_a_machine_that_cannot_compile_runs_the_eager_loops_with_one_warning(monkeypatch, capsys, tmp_path):
+    current = torch.randn(5, 40) + 0.5
+    expected = _spikes_and_gradient(current, 1.0, "atan")
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("LOWSPIKE_KERNEL_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setattr(native, "_libraries", {})
+    first = _spikes_and_gradient(current, 1.0, "atan")
+    second = _spikes_and_gradient(current, 1.0, "atan")
+    assert all(torch.equal(a, b) for a, b in zip(expected, first)) and torch.equal(first[1], second[1])
+    [line] = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning")]
+    assert line.startswith("warning: the compiled kernels of leaky_kernels.c are unavailable (FileNotFoundError: ")
+    assert line.endswith("running the eager code (same results, slower)")
+    assert not list((tmp_path / "kernels").glob("*.so"))

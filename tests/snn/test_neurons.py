@@ -1,7 +1,7 @@
 import snntorch
 import torch
 
-from lowspike.snn.neurons import if_step
+from .reference import if_step
 
 
 def test_if_step_hand_computed_train():

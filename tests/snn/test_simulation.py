@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lowspike.snn.conversion import convert, nonzero_percentile
+from lowspike.snn.convert import convert, nonzero_percentile
 from lowspike.snn.simulation import apply_layer, simulate_batch
 
 
@@ -79,7 +79,7 @@ def test_silent_network_gives_zero_spikes_and_defined_predictions():
 
 
 def test_synops_equal_spikes_times_fanout_on_a_dense_net():
-    from lowspike.metrics import spiking_fanouts
+    from lowspike.snn.activity import spiking_fanouts
 
     snn = {"input_shape": [4], "layers": [
         {"kind": "linear", "weight": torch.full((3, 4), 0.3), "bias": torch.zeros(3)},
@@ -122,7 +122,7 @@ def test_event_path_gives_the_dense_spikes_on_random_nets_in_float64():
 def test_event_path_matches_the_plain_reference_in_float64():
     """Plain loop: every layer recomputed each step, IF by :func:`if_step` (itself checked
     against snntorch.Leaky in tests/snn/test_neurons.py; snntorch returns float32 spikes)."""
-    from lowspike.snn.neurons import if_step
+    from .reference import if_step
 
     snn, inputs = _random_snn(torch.float64, 7)
     out = simulate_batch(snn, inputs, 20, mode="event")
@@ -170,7 +170,8 @@ def test_pool_sum_is_bit_identical_to_avg_pool_on_spikes():
 
 
 def test_dense_mode_keeps_counts_and_synops_of_the_per_step_formulas():
-    from lowspike.metrics import spiking_fanouts, synops_from_spikes
+    from lowspike.snn.activity import spiking_fanouts
+    from lowspike.projections import synops_from_spikes
 
     snn, inputs = _random_snn(torch.float32, 4)
     fanouts = spiking_fanouts(snn)
@@ -202,7 +203,8 @@ def test_dense_mode_keeps_counts_and_synops_of_the_per_step_formulas():
 def test_synops_per_source_layer_add_up_exactly_to_the_total():
     """Column 0: SynOps of the input's spikes (Bernoulli coding), column l: of IF layer l's
     spikes (the output layer's are 0); each equals its layer's spike counts x fan-out."""
-    from lowspike.metrics import spiking_fanouts, synops_from_spikes
+    from lowspike.snn.activity import spiking_fanouts
+    from lowspike.projections import synops_from_spikes
 
     snn, inputs = _random_snn(torch.float32, 5)
     fanouts = spiking_fanouts(snn)

@@ -65,5 +65,5 @@ def test_unknown_dataset_name_is_refused(tmp_path):
     write_params(tmp_path)
     result = run_stage(tmp_path, "--dataset", "imagenet")
     assert result.returncode == 2
-    assert "unknown dataset 'imagenet'" in result.stderr
+    assert "--dataset 'imagenet': unknown dataset; allowed: cifar10" in result.stderr
     assert "Traceback" not in result.stderr

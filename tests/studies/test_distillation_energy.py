@@ -10,12 +10,14 @@ import torch
 from torch import nn
 
 from lowspike.artifacts import read_json, write_json
-from lowspike.config import ParamsError, validate_params
+from lowspike.config import ParamsError
+from lowspike.params import validate_params
 from lowspike.data.loading import SplitTensors
 from lowspike.energy import break_even_from_energies
 from lowspike.metrics import student_layer_activity
 from lowspike.models import build_student
-from lowspike.studies import distillation
+from lowspike.studies import distillation_eval
+from lowspike.studies import distillation_results
 
 torch.set_num_threads(1)
 NJ = 1.0e-9
@@ -36,12 +38,12 @@ def lively_sres8() -> nn.Module:
 def test_measure_student_records_each_layer_from_its_own_forward_passes():
     model = lively_sres8()
     x = torch.rand(7, 1, 6, 8)
-    metrics = distillation.measure_student(model, SplitTensors(x, torch.zeros(7, dtype=torch.long)), batch_size=3)
+    metrics = distillation_eval.measure_student(model, SplitTensors(x, torch.zeros(7, dtype=torch.long)), batch_size=3)
     assert metrics["layers"] == student_layer_activity(model, x, batch_size=7)
     assert [r["kind"] for r in metrics["layers"]].count("residual") == 3
     spikes = sum(r["output_spikes"] for r in metrics["layers"])
     assert spikes == pytest.approx(metrics["total_spikes"], rel=1e-12) and spikes > 0
-    energy = distillation.student_energy(metrics["layers"], validate_params({}).energy)
+    energy = distillation_eval.student_energy(metrics["layers"], validate_params({}).energy)
     assert energy["energy"]["spikerate"] == pytest.approx(metrics["spikerate"], rel=1e-12)
     for model_name in ("ops", "lemaire"):
         figures = energy["energy"][model_name]
@@ -57,11 +59,11 @@ def test_a_silent_student_has_defined_energies_and_the_same_dnn():
     model = lively_sres8()
     cfg = validate_params({}).energy
     labels = torch.zeros(4, dtype=torch.long)
-    silent = distillation.measure_student(model, SplitTensors(torch.zeros(4, 1, 6, 8), labels), batch_size=4)
-    live = distillation.measure_student(model, SplitTensors(torch.rand(4, 1, 6, 8), labels), batch_size=4)
+    silent = distillation_eval.measure_student(model, SplitTensors(torch.zeros(4, 1, 6, 8), labels), batch_size=4)
+    live = distillation_eval.measure_student(model, SplitTensors(torch.rand(4, 1, 6, 8), labels), batch_size=4)
     assert silent["total_spikes"] == 0.0 and live["total_spikes"] > 0
-    quiet = distillation.student_energy(silent["layers"], cfg)["energy"]
-    loud = distillation.student_energy(live["layers"], cfg)["energy"]
+    quiet = distillation_eval.student_energy(silent["layers"], cfg)["energy"]
+    loud = distillation_eval.student_energy(live["layers"], cfg)["energy"]
     assert quiet["spikerate"] == 0.0
     for model_name in ("ops", "lemaire"):
         figures = quiet[model_name]
@@ -118,16 +120,16 @@ def write_study(root) -> None:
 def study_params():
     return validate_params({"energy": {"models": ["ops"]}, "distillation": {
         "datasets": ["mnist5k"], "seeds": [0, 1, 2],
-        "grids": {"mse": {"alphas": []}, "soft_targets": {"taus": []}, "heterogeneous": {"tau_s": [], "tau_t": []},
+        "grids": {"mnist5k": {"mse": {"alphas": []}, "soft_targets": {"taus": []}, "heterogeneous": {"tau_s": [], "tau_t": []},
                   "activation": {"l1": [0.1], "l2": []}, "logits": {"l2": [], "l2sq": []},
-                  "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []}}}})
+                  "combined": {"tau_s": [], "tau_t": [], "norms": [], "lambdas": []}}}}})
 
 
 def test_aggregate_energy_deltas_teacher_ratios_and_break_even_by_hand(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_study(tmp_path)
     params = study_params()
-    distillation.write_aggregate(params, "results/distillation")
+    distillation_results.write_aggregate(params, "results/distillation")
     result = read_json(tmp_path / "results/distillation/results.json")
 
     row = next(r for r in result["rows"] if (r["run"], r["seed"]) == ("act-l1-0.1", 0))
@@ -190,7 +192,7 @@ def test_a_silent_baseline_leaves_energy_deltas_defined(tmp_path, monkeypatch):
     record = read_json(path)
     record.update({"spikerate": 0.0, "energy": energy_summary(0.0, 6.0, 6.0, 20.0)})
     write_json(path, record)
-    result = distillation.aggregate(study_params())
+    result = distillation_results.aggregate(study_params())
     row = next(r for r in result["rows"] if (r["run"], r["seed"]) == ("act-l1-0.1", 0))
     assert row["delta_spikerate"] is None and row["delta_energy_ops_snn"] == pytest.approx(2 / 6)
     silent = next(r for r in result["rows"] if (r["run"], r["seed"]) == ("baseline", 0))
@@ -204,7 +206,7 @@ def test_evaluation_metrics_hold_the_energies_and_neurobench():
               "energy": energy_summary(2.0, 10.0, 6.0, 20.0),
               "neurobench": {"neurobench": {"ActivationSparsity": 0.8, "SynapticOperations": {"Effective_ACs": 5.0}}}}
     teacher = {"energy": {"ops": {"dnn_dense_j": 100 * NJ, "dnn_effective_j": 40 * NJ, "per_layer_j": {}}}}
-    metrics = distillation.evaluation_metrics(distillation.DatasetEvaluation(teacher, [record]))
+    metrics = distillation_eval.evaluation_metrics(distillation_eval.DatasetEvaluation(teacher, [record]))
     assert metrics["teacher"] == {"energy_ops_dnn_dense_j": 100 * NJ, "energy_ops_dnn_effective_j": 40 * NJ}
     student = metrics["baseline.seed0"]
     assert student["energy_ops_snn_j"] == 10 * NJ and student["energy_ops_break_even_spikerate_dense"] == 7.0
@@ -220,9 +222,9 @@ def test_neurobench_runs_on_the_first_samples_or_not_at_all():
         validate_params({"distillation": {"neurobench_samples": -1}})
     model = lively_sres8()
     data = SplitTensors(torch.rand(5, 1, 6, 8), torch.tensor([0, 1, 2, 0, 1]))
-    assert distillation.neurobench_subset(model, data, 0) is None
-    report = distillation.neurobench_subset(model, data, 3)
+    assert distillation_eval.neurobench_subset(model, data, 0) is None
+    report = distillation_eval.neurobench_subset(model, data, 3)
     assert report["samples"] == 3
     first = student_layer_activity(model, data.inputs[:3])
     assert report["lowspike"]["SynOps"] == pytest.approx(sum(r["synops"] for r in first))
-    assert distillation.neurobench_subset(model, data, 256)["samples"] == 5  # the whole split
+    assert distillation_eval.neurobench_subset(model, data, 256)["samples"] == 5  # the whole split

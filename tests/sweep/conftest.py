@@ -73,10 +73,10 @@ def mlflow_metric(root: Path, stage: str, key: str) -> float:
             "and r.status = 'FINISHED'", (stage, key)).fetchone()[0]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def serial_run(tmp_path_factory):
-    """The tiny pipeline reproduced by a plain serial ``dvc repro``, started when the first
-    test of this folder starts: it uses one core while the other tests use the other."""
+    """The tiny pipeline reproduced by a plain serial ``dvc repro``, started in the background
+    (the runner's tests start it first, so it uses one core while they use the other)."""
     root = make_tiny_repo(tmp_path_factory.mktemp("serial") / "repo", TRACKED, commit=True)
     process = subprocess.Popen([str(VENV_BIN / "dvc"), "repro", TARGET], cwd=root, env=stage_env(root),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -127,11 +127,11 @@ def test_plan_mode_counts_the_tiny_profile_and_prices_its_stages(tmp_path):
     estimate = json.loads(out.read_text())
     assert {name: family["stages"] for name, family in estimate["families"].items()} == {
         "prepare": 1, "train_dnn_mlp": 1, "train_dnn_baseline": 1, "convert": 1, "simulate": 1, "evaluate": 1,
-        "aggregate_conversion": 1, "train_teacher": 1, "train_student_baseline": 1, "evaluate_students": 1,
+        "aggregate_conversion": 1, "train_teacher": 1, "train_student_baseline_digits": 1, "evaluate_students": 1,
         "aggregate_distillation": 1, "report": 1}
     priced = [row for row in estimate["stages"] if "cpu_s" in row]
     assert {row["family"] for row in priced} == {"train_dnn_mlp", "train_dnn_baseline", "convert", "simulate", "evaluate",
-                                                 "train_teacher", "train_student_baseline", "evaluate_students"}
+                                                 "train_teacher", "train_student_baseline_digits", "evaluate_students"}
     assert all(row["cpu_s"] > 0 for row in priced)
     assert estimate["wall_hours"]["1"] == pytest.approx(sum(row["cpu_s"] for row in priced) / 3600)
     assert estimate["wall_hours"]["2"] < estimate["wall_hours"]["1"]

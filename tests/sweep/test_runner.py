@@ -4,7 +4,8 @@ while the trainings run records what finished and cancels the rest; a second run
 survives a worker SIGKILLed mid-task, uses both nodes and logs through an MLflow server; the
 end state is the serial one: same dvc.lock (byte for byte), outputs and metrics, clean
 ``dvc status``, a following ``dvc repro`` runs nothing, one finished MLflow run per stage with
-its own ``dvc.stage`` tag and the same metrics."""
+its own ``dvc.stage`` tag and the same metrics, no run left RUNNING, and the killed attempt's
+run KILLED with a tag naming its retry's run."""
 
 from __future__ import annotations
 
@@ -13,18 +14,28 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 import yaml
 
 from lowspike.sweep import SweepOptions, run_sweep
 
 from .conftest import (CONVERSION_STAGES, TARGET, dvc, mlflow_metric, mlflow_runs, sweep_command, sweep_env,
                        workspace_files)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serial_reference_started(serial_run):
+    """Starts the serial reference ``dvc repro`` before this module's first test."""
+    return serial_run
 
 LOCK_ERROR = "Unable to acquire lock"
 
@@ -78,13 +89,28 @@ def _done(lines: list[str]) -> list[str]:
     return [line.split()[1] for line in lines if line.startswith("[") and "] " in line and " on " in line]
 
 
-def _kill_once(stage: str, killed: list[int], stop: threading.Event) -> threading.Thread:
-    """SIGKILL the Ray worker running ``stage`` as soon as it shows up, once."""
+def _logging(root: Path, stage: str) -> bool:
+    """Whether the workspace's store holds a RUNNING run of ``stage``."""
+    if not (root / "mlflow.db").exists():
+        return False
+    try:
+        return any(status == "RUNNING" and name == stage for _, status, name in mlflow_runs(root))
+    except sqlite3.OperationalError:  # the store's tables are being created
+        return False
+
+
+def _run_tags(root: Path, run_id: str) -> dict[str, str]:
+    with sqlite3.connect(root / "mlflow.db") as connection:
+        return dict(connection.execute("select key, value from tags where run_uuid = ?", (run_id,)).fetchall())
+
+
+def _kill_once(stage: str, root: Path, killed: list[int], stop: threading.Event) -> threading.Thread:
+    """SIGKILL the Ray worker running ``stage`` once its MLflow run has started, once."""
     def watch() -> None:
         end = time.monotonic() + 120
         while not stop.is_set() and time.monotonic() < end:
             victim = _worker_running(stage)
-            if victim is not None:
+            if victim is not None and _logging(root, stage):
                 os.kill(victim, signal.SIGKILL)
                 killed.append(victim)
                 return
@@ -144,7 +170,7 @@ def test_interrupted_then_resumed_with_a_killed_worker_records_exactly_what_seri
     # Run again: it continues; the worker of one training is killed mid-task and Ray retries it.
     killed: list[int] = []
     stop = threading.Event()
-    watcher = _kill_once("train_dnn_mlp@digits-l1-0.001", killed, stop)
+    watcher = _kill_once("train_dnn_mlp@digits-l1-0.001", fresh_repo, killed, stop)
     out = io.StringIO()
     try:
         report = run_sweep(SweepOptions(root=fresh_repo, address=cluster.address, targets=(TARGET,),
@@ -169,6 +195,12 @@ def test_interrupted_then_resumed_with_a_killed_worker_records_exactly_what_seri
 
     runs = mlflow_runs(fresh_repo)
     assert len({run_id for run_id, _, _ in runs}) == len(runs)
+    assert not [run for run in runs if run[1] == "RUNNING"], runs
+    # The killed attempt's run is closed by the driver and names the retry's run.
+    [retry] = [run_id for run_id, status, stage in runs
+               if stage == "train_dnn_mlp@digits-l1-0.001" and status == "FINISHED"]
+    assert any(status == "KILLED" and _run_tags(fresh_repo, run_id).get("lowspike.retried_by_run") == retry
+               for run_id, status, stage in runs if stage == "train_dnn_mlp@digits-l1-0.001"), runs
     assert _finished_runs_per_stage(fresh_repo) == _finished_runs_per_stage(serial_repo)
     assert set(_finished_runs_per_stage(fresh_repo).values()) == {1}
     for stage in CONVERSION_STAGES[1:3]:

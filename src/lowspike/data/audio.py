@@ -12,14 +12,22 @@ order:
 
 Then MFCC exactly as the paper: 10 coefficients, 40 mel bins, n_fft 1024, window 640, hop 320,
 20-4000 Hz, padding 320, not centered: a 1 s clip at 16 kHz gives
-``floor((16000 + 2 * 320 - 1024) / 320) + 1 = 49`` frames.
+``floor((16000 + 2 * 320 - 1024) / 320) + 1 = 49`` frames (:func:`lowspike.data.mfcc_frames`).
 """
 
 from __future__ import annotations
 
-import torch
+import ctypes
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import AugmentConfig, MfccConfig
+import torch
+import torchaudio
+
+from .. import native
+
+if TYPE_CHECKING:
+    from ..config import AugmentConfig, MfccConfig
 
 MAX_WARP = 0.5
 SHIFT_FRACTION = 0.1
@@ -30,24 +38,8 @@ def int16_to_float(waves: torch.Tensor) -> torch.Tensor:
     return waves.float() / 32768.0
 
 
-def mfcc_frames(num_samples: int, cfg: MfccConfig) -> int:
-    """Frames of a clip of ``num_samples`` (center False): floor((L + 2 pad - n_fft) / hop) + 1."""
-    return (num_samples + 2 * cfg.pad - cfg.n_fft) // cfg.hop_length + 1
-
-
-def feature_shape(cfg: MfccConfig, clip_samples: int) -> tuple[int, int, int]:
-    """``(1, n_mfcc, frames)`` of a clip of ``clip_samples`` samples: with ``pad`` on both sides,
-    ``frames = floor((L + 2 pad - n_fft) / hop) + 1``, or ``floor((L + 2 pad) / hop) + 1``
-    when centered (torch.stft pads ``n_fft / 2`` more on each side)."""
-    padded = clip_samples + 2 * cfg.pad
-    frames = padded // cfg.hop_length + 1 if cfg.center else (padded - cfg.n_fft) // cfg.hop_length + 1
-    return (1, cfg.n_mfcc, max(frames, 0))
-
-
 def build_mfcc(cfg: MfccConfig) -> torch.nn.Module:
     """``torchaudio.transforms.MFCC`` mapping float ``[B, L]`` to ``[B, n_mfcc, frames]``."""
-    import torchaudio
-
     return torchaudio.transforms.MFCC(
         sample_rate=cfg.sample_rate,
         n_mfcc=cfg.n_mfcc,
@@ -107,13 +99,29 @@ def time_shift(waves: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return waves.gather(1, source.clamp(0, length - 1)) * valid.to(waves.dtype)
 
 
+KERNELS = Path(__file__).with_name("audio_kernels.c")
+"""The three augmentations in one pass (:mod:`lowspike.native`): :func:`warp_then_shift`'s bits."""
+SIGNATURES = {"lowspike_augment": [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p, ctypes.c_void_p,
+                                   ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]}
+
+
+def native_augment(lib, waves: torch.Tensor, noise: torch.Tensor | None, sigma: float, rates: torch.Tensor,
+                   shifts: torch.Tensor) -> torch.Tensor:
+    """``warp_then_shift(waves + sigma * noise, rates, shifts)`` in one pass."""
+    out = torch.empty_like(waves)
+    rates, shifts = rates.float().contiguous(), shifts.long().contiguous()
+    native.run(lambda begin, end: lib.lowspike_augment(
+        waves.data_ptr(), noise.data_ptr() if noise is not None else None, sigma, rates.data_ptr(), shifts.data_ptr(),
+        waves.shape[1], begin, end, out.data_ptr()), waves.shape[0])
+    return out
+
+
 def augment_waveforms(waves: torch.Tensor, cfg: AugmentConfig,
                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Noise, time warping and time shifting of a float batch ``[B, L]`` (see the module docstring)."""
+    """Noise, time warping and time shifting of a float batch ``[B, L]`` (see the module docstring),
+    in the compiled kernel of ``audio_kernels.c`` where it runs (the same bits)."""
     batch, length = waves.shape
-    out = waves
-    if cfg.noise_sigma > 0:
-        out = add_noise(out, cfg.noise_sigma, generator)
+    noise = _normal(waves.shape, generator, waves.device) if cfg.noise_sigma > 0 else None
     rates = shifts = None
     if cfg.time_warp_sigma > 0:
         rates = 1.0 + cfg.time_warp_sigma * _normal((batch,), generator, waves.device)
@@ -121,6 +129,11 @@ def augment_waveforms(waves: torch.Tensor, cfg: AugmentConfig,
     if cfg.time_shift_alpha > 0:
         limit = cfg.time_shift_alpha * SHIFT_FRACTION * length
         shifts = ((2 * _uniform((batch,), generator, waves.device) - 1) * limit).round().long()
+    if rates is not None and shifts is not None and native.usable(waves) and waves.dtype == torch.float32:
+        lib = native.library(KERNELS, SIGNATURES)
+        if lib is not None:
+            return native_augment(lib, waves, noise, cfg.noise_sigma, rates, shifts)
+    out = waves if noise is None else waves + cfg.noise_sigma * noise
     if rates is not None and shifts is not None:
         return warp_then_shift(out, rates, shifts)
     if rates is not None:

@@ -11,13 +11,6 @@ import torch
 SPLITS = ("train", "val", "test")
 
 
-class DatasetMissing(Exception):
-    """The source files of a dataset are not where they were looked for.
-
-    The message names the path, the expected layout and how to get the data.
-    """
-
-
 @dataclass
 class RawDataset:
     """A dataset as read from its source, before it is written to ``data/prepared/<name>/``.

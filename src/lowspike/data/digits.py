@@ -5,16 +5,19 @@ Pixels are rescaled to uint8 0-255 (``round(v * 255 / 16)``); the split is strat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+from sklearn.datasets import load_digits
 
-from ..config import DataConfig
 from .base import RawDataset, stratified_split
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 
 def load(cfg: DataConfig) -> RawDataset:
-    from sklearn.datasets import load_digits
-
     bunch = load_digits()
     images = np.rint(bunch.images * 255.0 / 16.0).astype(np.uint8)[:, None, :, :]
     labels = bunch.target.astype(np.int64)

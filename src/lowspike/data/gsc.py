@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import soundfile
 import torch
 
 from ..artifacts import sha256_file
-from ..config import DataConfig
-from .base import DatasetMissing, RawDataset
+from ..errors import DataFileError, DatasetMissing
+from .base import RawDataset
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000
@@ -44,11 +49,16 @@ def fit_to_clip(samples: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
 
 
 def read_wav_int16(path: Path) -> np.ndarray:
-    import soundfile
-
-    samples, rate = soundfile.read(str(path), dtype="int16", always_2d=True)
+    """The first channel of a WAV file as int16; :class:`DataFileError` naming the file when it is
+    not audio soundfile can read, or not at 16 kHz."""
+    try:
+        samples, rate = soundfile.read(str(path), dtype="int16", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as exc:
+        raise DataFileError(f"{path}: not a readable audio file ({str(exc).strip() or type(exc).__name__})") from None
     if rate != SAMPLE_RATE:
-        raise ValueError(f"{path}: sample rate {rate} Hz, expected {SAMPLE_RATE}")
+        raise DataFileError(f"{path}: sample rate {rate} Hz, expected {SAMPLE_RATE}")
+    if samples.shape[0] == 0:
+        raise DataFileError(f"{path}: no samples")
     return samples[:, 0]
 
 

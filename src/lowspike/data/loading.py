@@ -8,13 +8,15 @@ augmentation (CIFAR-10 crop/flip, audio noise/warp/shift) is never applied at ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from ..config import DataConfig
 from .prepared import PreparedDataset
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -23,12 +25,15 @@ _FEATURE_CHUNK = 2048
 
 @dataclass
 class SplitTensors:
-    """One split held as tensors; :meth:`batches` yields model-ready ``(x, y)``."""
+    """One split held as tensors; :meth:`batches` yields model-ready ``(x, y)``, or ``(x, y, t)``
+    when the split carries per-sample ``targets`` (a teacher's logits computed once for a split
+    that is never augmented: :func:`with_targets`)."""
 
     inputs: torch.Tensor
     labels: torch.Tensor
     augment: Transform | None = None
     featurize: Callable[[torch.Tensor], torch.Tensor] | None = None
+    targets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -42,24 +47,29 @@ class SplitTensors:
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
         n = len(self)
         if shuffle:
             order = torch.randperm(n, generator=generator).to(self.inputs.device)
         else:
             order = None
         for start in range(0, n, batch_size):
-            if order is None:
-                x = self.inputs[start:start + batch_size]
-                y = self.labels[start:start + batch_size]
-            else:
-                index = order[start:start + batch_size]
-                x, y = self.inputs[index], self.labels[index]
+            index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+            x, y = self.inputs[index], self.labels[index]
             if self.augment is not None:
                 x = self.augment(x, generator)
             if self.featurize is not None:
                 x = self.featurize(x)
-            yield x, y
+            yield (x, y) if self.targets is None else (x, y, self.targets[index])
+
+    def with_targets(self, targets: torch.Tensor) -> "SplitTensors":
+        """This split with per-sample ``targets`` ``[N, ...]`` yielded beside each batch; only for a
+        split without augmentation (a target computed once would not match an augmented input)."""
+        if self.augment is not None:
+            raise ValueError("per-sample targets of an augmented split would not match its inputs")
+        if targets.shape[0] != len(self):
+            raise ValueError(f"{targets.shape[0]} targets for a split of {len(self)} samples")
+        return replace(self, targets=targets.to(self.labels.device))
 
     def materialize(self) -> torch.Tensor:
         """All model-ready inputs of the split (features computed, no augmentation)."""

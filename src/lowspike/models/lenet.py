@@ -9,16 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .inputs import input_problem
 
 
 class LeNet5(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int):
         super().__init__()
         channels, height, width = input_shape
-        problem = input_problem("lenet5", tuple(input_shape))
-        if problem:
-            raise ValueError(problem)
         flat_h = ((height // 2) - 4) // 2
         flat_w = ((width // 2) - 4) // 2
         self.layers = nn.Sequential(

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..metrics import NETWORK_INPUT, Projection
-from .spiking import SpikingNetwork, SpikingNeurons, over_time, scaled
+from ..projections import NETWORK_INPUT, Projection
+from .spiking import SpikingNetwork, SpikingNeurons, avg_pool2, over_time, scaled
 
 
 def _as_sequence(x: torch.Tensor) -> torch.Tensor:
@@ -62,6 +62,11 @@ class ResNet1d(nn.Module):
     def feature_names(self) -> list[str]:
         """What :meth:`forward_with_features` returns, in forward order."""
         return ["stem", *(f"blocks.{i}" for i in range(len(self.blocks)))]
+
+    def shortcut_blocks(self) -> list[str]:
+        """The modules whose forward adds their own input to their output (identity shortcuts),
+        for :func:`lowspike.metrics.teacher_layer_activity`."""
+        return [f"blocks.{i}" for i in range(len(self.blocks))]
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The logits and the named intermediate feature maps ``[B, C, frames]``: ``stem`` the
@@ -109,7 +114,7 @@ class SpikingResNet1d(SpikingNetwork):
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         s = self.stem_spike(self.repeat(self.stem(_as_sequence(x))))
         spikes = [s]
-        s = over_time(lambda z: F.avg_pool1d(z, 2), s)
+        s = over_time(avg_pool2, s)
         for block in self.blocks:
             block_spikes = block(s)
             spikes += block_spikes

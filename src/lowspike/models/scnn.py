@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..metrics import NETWORK_INPUT, Projection
-from .inputs import input_problem
-from .spiking import SpikingNetwork, SpikingNeurons, over_time, scaled
+from ..projections import NETWORK_INPUT, Projection
+from .spiking import SpikingNetwork, SpikingNeurons, avg_pool2, over_time, scaled
 
 
 class SCNN(SpikingNetwork):
@@ -26,19 +25,15 @@ class SCNN(SpikingNetwork):
         self.spike1 = SpikingNeurons(beta, surrogate)
         self.conv2 = nn.Conv2d(c1, c2, 5, padding=1)
         self.spike2 = SpikingNeurons(beta, surrogate)
-        self.pool = nn.AvgPool2d(2)
         h = ((height - 2) // 2 - 2) // 2
         w = ((width_px - 2) // 2 - 2) // 2
-        problem = input_problem("scnn", tuple(input_shape))
-        if problem:
-            raise ValueError(problem)
         self.readout = nn.Linear(c2 * h * w, num_classes)
         self.finish_init(tuple(input_shape))
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         s1 = self.spike1(self.repeat(self.conv1(x)))
-        s2 = self.spike2(over_time(lambda z: self.conv2(self.pool(z)), s1))
-        readout = over_time(lambda z: self.readout(self.pool(z).flatten(1)), s2)
+        s2 = self.spike2(over_time(lambda z: self.conv2(avg_pool2(z)), s1))
+        readout = over_time(lambda z: self.readout(avg_pool2(z).flatten(1)), s2)
         return readout, [s1, s2]
 
     def projections(self) -> list[Projection]:

@@ -20,6 +20,7 @@ from typing import Callable
 import snntorch
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..snn.leaky import Current, Repeated, leaky_reference, multistep_leaky
 from ..snn.surrogates import SURROGATE_DERIVATIVES, snntorch_surrogate
@@ -56,6 +57,50 @@ def unfold_time(x: torch.Tensor, timesteps: int) -> torch.Tensor:
 def over_time(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Apply a stateless ``module`` to every timestep of ``x`` ``[T, B, ...]`` at once."""
     return unfold_time(module(fold_time(x)), x.shape[0])
+
+
+class _AvgPool2(torch.autograd.Function):
+    """Average pooling by 2 over the last ``dims`` (1 or 2) dims: PyTorch's forward, and a backward
+    that writes ``dL/dy / 2^dims`` into each window once (zero where an odd size leaves a row or
+    column out), in the input's memory layout whatever the layout of ``dL/dy``: the same values
+    as ``avg_pool*d``'s backward, without its zero-fill, accumulation and layout copies."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dims: int) -> torch.Tensor:
+        ctx.dims, ctx.shape = dims, x.shape
+        ctx.channels_last = dims == 2 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        return F.avg_pool2d(x, 2) if dims == 2 else F.avg_pool1d(x, 2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        share = grad / (2 ** ctx.dims)
+        if ctx.dims == 1:
+            n, c, length = ctx.shape
+            out = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device)
+            half = share.shape[-1]
+            out[..., :2 * half].view(n, c, half, 2).copy_(share.unsqueeze(-1).expand(n, c, half, 2))
+            out[..., 2 * half:].zero_()
+            return out, None
+        n, c, height, width = ctx.shape
+        h, w = share.shape[-2:]
+        if ctx.channels_last:  # work in NHWC: the input's layout
+            out = torch.empty((n, height, width, c), dtype=grad.dtype, device=grad.device)
+            out[:, :2 * h, :2 * w].view(n, h, 2, w, 2, c).copy_(
+                share.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, h, 2, w, 2, c))
+            out[:, 2 * h:].zero_()
+            out[:, :2 * h, 2 * w:].zero_()
+            return out.permute(0, 3, 1, 2), None
+        out = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device)
+        out[:, :, :2 * h, :2 * w].view(n, c, h, 2, w, 2).copy_(share[:, :, :, None, :, None].expand(n, c, h, 2, w, 2))
+        out[:, :, 2 * h:].zero_()
+        out[:, :, :2 * h, 2 * w:].zero_()
+        return out, None
+
+
+def avg_pool2(x: torch.Tensor) -> torch.Tensor:
+    """Average pooling by 2 over the spatial dims of ``[N, C, H, W]`` (or the time dim of
+    ``[N, C, L]``), as ``nn.AvgPool2d(2)`` / ``avg_pool1d(x, 2)`` compute it (:class:`_AvgPool2`)."""
+    return _AvgPool2.apply(x, x.dim() - 2)
 
 
 class SpikingNeurons(nn.Module):

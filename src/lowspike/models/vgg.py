@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..metrics import NETWORK_INPUT, Projection
-from .spiking import SpikingNetwork, SpikingNeurons, fold_time, over_time, scaled, unfold_time
+from ..projections import NETWORK_INPUT, Projection
+from .spiking import SpikingNetwork, SpikingNeurons, avg_pool2, fold_time, over_time, scaled, unfold_time
 
 CONFIGS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -88,6 +88,10 @@ class VGG(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
+    def shortcut_blocks(self) -> list[str]:
+        """No identity shortcut (for :func:`lowspike.metrics.teacher_layer_activity`)."""
+        return []
+
 
 def _block_ends(config: str, layers: list[nn.Module]) -> list[int]:
     """Index in ``layers`` of the ReLU that ends each convolution block of ``CONFIGS[config]`` (a
@@ -141,7 +145,7 @@ class SpikingVGG(SpikingNetwork):
             h = neuron(current)
             spikes.append(h)
             if self.pool_after[i]:
-                h = over_time(lambda z: nn.functional.avg_pool2d(z, 2), h)
+                h = over_time(avg_pool2, h)
         h = unfold_time(fold_time(h).mean(dim=(2, 3)), self.timesteps)
         for fc, neuron in zip(self.fcs, self.fc_neurons):
             h = neuron(over_time(fc, h))

@@ -13,19 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import atomic_path, write_csv, write_text
+from ..artifacts import write_bytes, write_csv, write_text
 from ..config import Params
-from . import distillation, regularization
+from . import distillation_report, regularization_report
 from .common import Context, describe_profile, load_results
 from .document import FORMAT_DIRS, Document, to_markdown
 from .html import to_html
 
 PLOT_DIR = "plots"
-
-
-def _write_bytes(target: Path, data: bytes) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
 
 
 def write_document(doc: Document, out_dir: Path, stem: str) -> list[Path]:
@@ -34,7 +29,7 @@ def write_document(doc: Document, out_dir: Path, stem: str) -> list[Path]:
     for figure in doc.figures:
         for fmt, data in figure.files.items():
             target = out_dir / FORMAT_DIRS[fmt] / f"{figure.name}.{fmt}"
-            _write_bytes(target, data)
+            write_bytes(target, data)
             written.append(target)
     write_text(out_dir / f"{stem}.md", to_markdown(doc))
     write_text(out_dir / f"{stem}.html", to_html(doc))
@@ -48,8 +43,8 @@ def write_reports(params: Params, conversion_dir: str | Path = "results/conversi
     ctx = Context(profile=describe_profile(params), formats=tuple(params.report.formats), dpi=params.report.dpi)
     conversion_file = Path(conversion_dir) / "results.json"
     distillation_file = Path(distillation_dir) / "results.json"
-    reg_doc, reg_plots = regularization.build(load_results(conversion_file), params, ctx, source=str(conversion_file))
-    dist_doc, dist_plots = distillation.build(load_results(distillation_file), params, ctx,
+    reg_doc, reg_plots = regularization_report.build(load_results(conversion_file), params, ctx, source=str(conversion_file))
+    dist_doc, dist_plots = distillation_report.build(load_results(distillation_file), params, ctx,
                                               source=str(distillation_file))
     figures = write_document(reg_doc, out_dir, "regularization")
     figures += write_document(dist_doc, out_dir, "distillation")

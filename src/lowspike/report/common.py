@@ -9,6 +9,9 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from ..config import read_schema
+from ..errors import ParamsError
+
 
 @dataclass(frozen=True)
 class Context:
@@ -40,11 +43,9 @@ def describe_profile(params, profiles_dir: str | Path = PROFILES_DIR, shown: int
     """``default`` when the params equal ``profiles/default.yaml``; otherwise the profile's name
     and the keys that differ (``default, changed: regularization.train.lr = 0.002 (profile:
     0.001)``), or ``<name> (no reference file)``."""
-    from ..config import ParamsError, read_params
-
     reference_file = Path(profiles_dir) / f"{params.profile}.yaml"
     try:
-        reference = read_params(reference_file)
+        reference = read_schema(reference_file)
     except ParamsError:
         return f"{params.profile} (no reference file {reference_file})"
     ours, theirs = _leaves(params.model_dump(mode="json")), _leaves(reference.model_dump(mode="json"))

@@ -35,7 +35,6 @@ RC = {
 }
 METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 DIVERGED_STYLE = {"marker": "x", "color": "red", "linestyle": "none", "markersize": 7, "clip_on": False}
-CAPTION_MISSING = "no data"
 
 
 @dataclass

@@ -11,12 +11,16 @@ derivative ``sigma'`` (:mod:`.surrogates`) is the linear recurrence::
 
     dL/dU[t] = dL/dS[t] sigma'(U[t] - theta) + beta dL/dU[t+1],     dL/dI[t] = dL/dU[t]
 
-:class:`MultiStepLeaky` computes the forward in place into preallocated ``[T, ...]`` buffers
-(no per-step autograd nodes, no ``torch.stack``), keeps only the membrane ``U`` for the backward,
-and runs the backward as one vectorized surrogate pass plus ``T - 1`` in-place additions. The
-forward evaluates the same float32 expressions in the same order as snntorch
-(``(beta U + I) - theta S``), so the spikes are identical bit for bit; gradients agree within
-float32 rounding (the additions of the recurrence are ordered differently from autograd's).
+:class:`MultiStepLeaky` is one autograd node for the T steps (no per-step nodes, no
+``torch.stack``). It keeps only the input current for the backward, which recomputes the
+membranes. Both passes run on the current viewed as rows ``[T, N]`` in its memory order
+(:class:`Rows`, no copy of a channels-last map) in the compiled kernels of ``leaky_kernels.c``
+(:mod:`lowspike.native`: each tensor read and written once, a bfloat16 current cast inside the
+step), or, without a C compiler, in the eager loops :func:`leaky_forward` and
+:func:`leaky_backward`; both give the same bits. The forward evaluates the same float32
+expressions in the same order as snntorch (``(beta U + I) - theta S``), so the spikes are
+identical bit for bit; gradients agree within float32 rounding (the additions of the recurrence
+are ordered differently from autograd's).
 
 :func:`leaky_reference` is the plain step-by-step loop through ``snntorch.Leaky`` that the tests
 and NeuroBench use.
@@ -24,12 +28,16 @@ and NeuroBench use.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Union
 
+import snntorch
 import torch
 
-from .surrogates import SURROGATE_DERIVATIVES, snntorch_surrogate
+from .. import native
+from .surrogates import SURROGATE_CONSTANTS, SURROGATE_DERIVATIVES, snntorch_surrogate
 
 
 @dataclass(frozen=True)
@@ -125,32 +133,146 @@ def leaky_backward(grad_spikes: torch.Tensor, membrane: torch.Tensor, beta: floa
             if beta == 1.0:
                 step.add_(carry)
             else:
-                step.add_(carry, alpha=beta)
+                step.add_(carry * beta)
         if static:
             total.add_(step)
         carry = step
     return total if static else grad
 
 
+# ------------------------------------------------------------------ rows and the autograd node
+
+
+@dataclass(frozen=True)
+class Rows:
+    """How a current maps onto the rows ``[T, N]`` (or ``[N]`` for a static current) the kernels
+    run on: its dims in memory order (``order``, time first) and their sizes (``shape``), so that
+    the rows are a view of a contiguous or channels-last current, not a copy."""
+
+    order: tuple[int, ...]
+    shape: tuple[int, ...]
+    static: bool
+
+    @classmethod
+    def of(cls, current: torch.Tensor, static: bool) -> "Rows":
+        leading = 0 if static else 1
+        rest = sorted(range(leading, current.dim()), key=lambda d: (-current.stride(d), d))
+        order = tuple(range(leading)) + tuple(rest)
+        return cls(order, tuple(current.shape[d] for d in order), static)
+
+    def _steps_order(self) -> list[int]:
+        """``order`` for a ``[T, ...]`` tensor (a static current's spikes and their gradient)."""
+        return [0] + [d + 1 for d in self.order] if self.static else list(self.order)
+
+    def rows(self, x: torch.Tensor, with_steps: bool = False) -> torch.Tensor:
+        """``x`` (the current, or ``[T, ...]`` spikes or their gradient with ``with_steps``) as rows."""
+        permuted = x.permute(self._steps_order() if with_steps else list(self.order))
+        if not permuted.is_contiguous():
+            permuted = permuted.contiguous()
+        leading = 1 if (with_steps or not self.static) else 0
+        return permuted.reshape(*permuted.shape[:leading], -1)
+
+    def back(self, rows: torch.Tensor, with_steps: bool = False) -> torch.Tensor:
+        """Rows back in the shape and layout of the current (``[T, ...]`` with ``with_steps``)."""
+        order = self._steps_order() if with_steps else list(self.order)
+        shape = ((rows.shape[0], *self.shape) if with_steps and self.static else self.shape)
+        return rows.reshape(shape).permute([order.index(d) for d in range(len(order))])
+
+
+KERNELS = Path(__file__).with_name("leaky_kernels.c")
+"""The compiled forward and backward (:mod:`lowspike.native`): the same bits as the eager loops."""
+_I64, _INT, _FLOAT, _PTR = ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+SIGNATURES = {
+    "lowspike_integrate": [_PTR, _INT, _I64, _I64, _I64, _I64, _INT, _FLOAT, _FLOAT, _PTR, _PTR],
+    "lowspike_backprop": [_PTR, _PTR, _INT, _I64, _I64, _I64, _I64, _INT, _FLOAT, _FLOAT, _INT, _FLOAT, _FLOAT, _PTR],
+}
+SURROGATE_CODES = {"atan": 0, "fast_sigmoid": 1, "triangular": 2}
+"""The surrogates the compiled backward computes to the last bit (``sigmoid``'s ``exp`` would round
+differently from PyTorch's vectorized one: it keeps the eager backward)."""
+
+
+def _kernels(*tensors: torch.Tensor):
+    """The compiled kernels when they can take ``tensors`` (CPU, contiguous, float32 or bfloat16)."""
+    if not native.usable(*tensors) or any(t.dtype not in (torch.float32, torch.bfloat16) for t in tensors):
+        return None
+    return native.library(KERNELS, SIGNATURES)
+
+
+def native_integrate(lib, current: torch.Tensor, steps: int, beta: float, threshold: float) -> torch.Tensor:
+    """Spikes ``[T, N]`` (float32) of a current ``[T, N]`` or static ``[N]``: :func:`leaky_forward`'s bits."""
+    n = current.shape[-1]
+    spikes = torch.empty((steps, n), dtype=torch.float32)
+    bf16 = int(current.dtype == torch.bfloat16)
+    native.run(lambda begin, end: lib.lowspike_integrate(
+        current.data_ptr(), bf16, steps, n, begin, end, int(current.dim() == 1), beta, threshold, spikes.data_ptr(),
+        None), n)
+    return spikes
+
+
+def native_backprop(lib, grad_spikes: torch.Tensor, current: torch.Tensor, steps: int, beta: float, threshold: float,
+                    surrogate: str) -> torch.Tensor:
+    """``dL/dI`` in the current's dtype and shape, the membranes recomputed from ``current``:
+    :func:`leaky_backward`'s bits."""
+    n = current.shape[-1]
+    grad = torch.empty(current.shape, dtype=current.dtype)
+    bf16 = int(current.dtype == torch.bfloat16)
+    scale, half = SURROGATE_CONSTANTS[surrogate]
+    native.run(lambda begin, end: lib.lowspike_backprop(
+        grad_spikes.data_ptr(), current.data_ptr(), bf16, steps, n, begin, end, int(current.dim() == 1), beta,
+        threshold, SURROGATE_CODES[surrogate], scale, half, grad.data_ptr()), n)
+    return grad
+
+
+def _integrate(current: torch.Tensor, timesteps: int | None, beta: float, threshold: float
+               ) -> tuple[torch.Tensor, torch.Tensor, Rows]:
+    """Spikes ``[T, ...]`` in the layout of ``current``, the current as rows and its layout: the
+    compiled kernel (:mod:`.native`), else :func:`leaky_forward` on the same rows."""
+    layout = Rows.of(current, static=timesteps is not None)
+    rows = layout.rows(current)
+    steps = timesteps if timesteps is not None else current.shape[0]
+    lib = _kernels(rows)
+    if lib is not None:
+        spikes = native_integrate(lib, rows, steps, beta, threshold)
+    else:
+        spikes, _ = leaky_forward(Repeated(rows, steps) if layout.static else rows, beta, threshold,
+                                  keep_membrane=False)
+    return layout.back(spikes, with_steps=True), rows, layout
+
+
+def _backprop(grad_rows: torch.Tensor, rows: torch.Tensor, steps: int, beta: float, threshold: float,
+              surrogate: str) -> torch.Tensor:
+    """``dL/dI`` as rows in the current's dtype, the membranes recomputed from the current (no
+    ``[T, N]`` membrane is kept between the passes): the compiled kernel where it computes this
+    surrogate, else :func:`leaky_forward` and :func:`leaky_backward`."""
+    lib = _kernels(grad_rows, rows) if surrogate in SURROGATE_CODES else None
+    if lib is not None:
+        return native_backprop(lib, grad_rows, rows, steps, beta, threshold, surrogate)
+    static = rows.dim() == 1
+    _, membrane = leaky_forward(Repeated(rows, steps) if static else rows, beta, threshold, keep_membrane=True)
+    return leaky_backward(grad_rows, membrane, beta, threshold, surrogate, static).to(rows.dtype)
+
+
 class MultiStepLeaky(torch.autograd.Function):
     """``S = MultiStepLeaky.apply(I, T, beta, threshold, surrogate)``: ``I`` is ``[T, B, ...]``
-    (``T`` None) or the static ``[B, ...]`` current of every step (``T`` given)."""
+    (``T`` None) or the static ``[B, ...]`` current of every step (``T`` given). It keeps the
+    current (not the ``[T, ...]`` membranes) for the backward, which recomputes the membranes."""
 
     @staticmethod
     def forward(ctx, current: torch.Tensor, timesteps: int | None, beta: float, threshold: float,
                 surrogate: str) -> torch.Tensor:
-        static = timesteps is not None
-        spikes, membrane = leaky_forward(Repeated(current, timesteps) if static else current, beta, threshold)
-        ctx.save_for_backward(membrane)
-        ctx.beta, ctx.threshold, ctx.surrogate, ctx.static = beta, threshold, surrogate, static
-        ctx.current_dtype = current.dtype
+        spikes, rows, layout = _integrate(current, timesteps, beta, threshold)
+        ctx.save_for_backward(rows)
+        ctx.beta, ctx.threshold, ctx.surrogate, ctx.layout = beta, threshold, surrogate, layout
+        ctx.steps = spikes.shape[0]
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):
-        (membrane,) = ctx.saved_tensors
-        grad = leaky_backward(grad_spikes, membrane, ctx.beta, ctx.threshold, ctx.surrogate, ctx.static)
-        return grad.to(ctx.current_dtype), None, None, None, None
+        (rows,) = ctx.saved_tensors
+        layout: Rows = ctx.layout
+        grad = _backprop(layout.rows(grad_spikes, with_steps=True), rows, ctx.steps, ctx.beta, ctx.threshold,
+                         ctx.surrogate)
+        return layout.back(grad), None, None, None, None
 
 
 def multistep_leaky(current: Current, beta: float = 1.0, threshold: float = 1.0,
@@ -164,14 +286,12 @@ def multistep_leaky(current: Current, beta: float = 1.0, threshold: float = 1.0,
     if torch.is_grad_enabled() and tensor.requires_grad:
         return MultiStepLeaky.apply(tensor, current.timesteps if static else None, float(beta), float(threshold),
                                     surrogate)
-    return leaky_forward(current, float(beta), float(threshold), keep_membrane=False)[0]
+    return _integrate(tensor, current.timesteps if static else None, float(beta), float(threshold))[0]
 
 
 def leaky_reference(current: torch.Tensor, beta: float = 1.0, threshold: float = 1.0,
                     surrogate: str = "atan", neuron=None) -> torch.Tensor:
     """The same layer as a plain loop of ``snntorch.Leaky`` calls, one per timestep (stacked)."""
-    import snntorch
-
     if neuron is None:
         neuron = snntorch.Leaky(beta=beta, threshold=threshold, spike_grad=snntorch_surrogate(surrogate),
                                 reset_mechanism="subtract")

@@ -1,13 +1,15 @@
 """Simulation of a converted SNN over T timesteps, vectorized over the batch.
 
-Each weight layer integrates its input current into IF neurons (:mod:`.neurons`); pooling
-and flattening act on the spikes feeding the next weight layer. With ``analog`` input the
+Each weight layer integrates its input current into integrate-and-fire neurons (threshold
+theta = 1, reset by subtraction: ``v += I; s = 1[v > theta]; v -= theta s``, which gives the spike
+trains of ``snntorch.Leaky(beta=1, reset_mechanism="subtract")``); pooling and flattening act
+on the spikes feeding the next weight layer. With ``analog`` input the
 image is a constant current into the first weight layer (computed once); with ``poisson`` or
 ``bernoulli`` coding each pixel spikes with probability equal to its intensity at every
 step, and those input spikes count as spikes and SynOps. The prediction at step t is the
 class with the most output spikes so far, ties broken by the output membrane potential.
 
-Speed (issue 6). Every buffer (membranes, spikes, counts) is allocated once and updated in
+Speed. Every buffer (membranes, spikes, counts) is allocated once and updated in
 place. Spike counts are accumulated per neuron and turned into per-sample spikes and SynOps
 once at the end (``SynOps_b = sum_i n_bi * fanout_i`` with ``n_bi`` the spike count of neuron
 i over T): both are sums of integers, exact in float32/float64, so they equal the per-step
@@ -39,7 +41,7 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-from ..metrics import synops_from_spikes
+from ..projections import synops_from_spikes
 
 EVENT_DENSITY_LINEAR = 0.02
 """Input density below which a linear layer uses the event path. Measured on this 2-core CPU
@@ -214,7 +216,7 @@ class _WeightLayer:
         return apply_layer(self.spec, x)
 
     def fire(self, current: torch.Tensor, threshold: float = 1.0) -> torch.Tensor:
-        """IF step in place (as :func:`.neurons.if_step`): ``v += I; s = 1[v > theta]; v -= theta s``."""
+        """IF step in place: ``v += I; s = 1[v > theta]; v -= theta s``."""
         self.membrane.add_(current)
         torch.gt(self.membrane, threshold, out=self.fired)
         self.spikes.copy_(self.fired)

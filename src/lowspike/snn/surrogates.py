@@ -17,17 +17,19 @@ snntorch's default constants:
   it so that both paths train the same model).
 
 The derivatives agree with snntorch's ``backward`` on the same ``x`` within float32 rounding
-(``atan`` and ``triangular`` to the last bit).
+(``atan`` and ``triangular`` to the last bit). They use tensor methods only, so that params
+validation reads the registry's names without importing torch.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-SurrogateDerivative = Callable[[torch.Tensor], torch.Tensor]
+SurrogateDerivative = Callable[["torch.Tensor"], "torch.Tensor"]
 
 ATAN_ALPHA = 2.0
 SIGMOID_SLOPE = 25.0
@@ -62,6 +64,16 @@ SURROGATE_DERIVATIVES: dict[str, SurrogateDerivative] = {
     "sigmoid": sigmoid_derivative_,
     "triangular": triangular_derivative_,
 }
+
+
+SURROGATE_CONSTANTS: dict[str, tuple[float, float]] = {
+    "atan": (math.pi / 2 * ATAN_ALPHA, ATAN_ALPHA / 2),
+    "fast_sigmoid": (SIGMOID_SLOPE, 0.0),
+    "triangular": (0.0, TRIANGULAR_THRESHOLD),
+}
+"""The two constants the compiled backward (:mod:`lowspike.snn.native`) takes per surrogate, those
+of the functions above: atan's ``pi/2 alpha`` and ``alpha/2``, fast_sigmoid's slope, triangular's
+threshold."""
 
 
 def snntorch_surrogate(name: str):

@@ -1,45 +1,66 @@
-"""Helpers shared by both studies: run naming, fingerprints, model checkpoints."""
+"""What the aggregates of both studies share, torch-free: a model at chance, relative changes,
+means over seeds, and the DVC metrics directory."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
+import statistics
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+from ..artifacts import write_json
 
-from ..artifacts import load_torch, save_torch
-
-CHECKPOINT_ROOT = Path(".cache/checkpoints")
+CHANCE_MARGIN = 0.05
+"""A model whose accuracy is within this (absolute) of chance, 1 / classes, is at chance."""
 
 
-def format_value(value: float) -> str:
-    """A number as DVC renders it in matrix stage names and paths (Python's ``str``)."""
-    return str(value)
+def at_chance(accuracy: float | None, num_classes: int | None, spikes: float | None = None) -> bool:
+    """A collapsed network: accuracy within :data:`CHANCE_MARGIN` of chance, or no spike at all."""
+    if spikes is not None and spikes == 0:
+        return True
+    if accuracy is None:
+        return False
+    return accuracy <= 1.0 / max(num_classes or 10, 1) + CHANCE_MARGIN
 
 
-def fingerprint(*parts: Any) -> str:
-    """A short stable hash of JSON-serialisable parts (params of a run, its inputs' hashes)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def percent_change(value: float | None, baseline: float | None) -> float | None:
+    """``100 (value - baseline) / baseline``; None when the baseline is 0 or missing."""
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return 100.0 * (value - baseline) / baseline
 
 
-def checkpoint_path(run_id: str) -> Path:
-    """Where an interrupted run's resume checkpoint lives (outside DVC outputs)."""
-    return CHECKPOINT_ROOT / f"{run_id.replace('/', '__')}.pt"
+def relative_delta(value: float | None, baseline: float | None) -> float | None:
+    """Eqs. 11 and 13 of the distillation paper: ``(value - baseline) / baseline``.
+
+    None when the baseline is 0 or missing (a silent baseline has no relative delta).
+    """
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return (value - baseline) / baseline
 
 
-def save_model(path: str | Path, model: nn.Module, **meta: Any) -> None:
-    save_torch(path, {"state_dict": model.state_dict(), **meta})
+def mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of the finite values (0 for one value; None, None for none)."""
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def load_model_payload(path: str | Path) -> dict:
-    return load_torch(path)
+def microjoules(joules: float | None) -> float | None:
+    return None if joules is None else joules * 1.0e6
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    if labels.numel() == 0:
-        return 0.0
-    return float((logits.argmax(dim=1) == labels).float().mean())
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def write_metrics(folder: Path, rows: dict[str, dict[str, Any]]) -> None:
+    """One small JSON file per row in ``folder`` (a DVC metrics directory), stale files removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, values in rows.items():
+        write_json(folder / f"{name}.json", values)
+    for stale in folder.glob("*.json"):
+        if stale.stem not in rows:
+            stale.unlink()

@@ -20,9 +20,11 @@ minutes. Timings use one torch thread (one core per task, the runner's default).
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import math
+import os
 import resource
 import shlex
 import shutil
@@ -34,13 +36,30 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+import torch.nn.functional as F
+from dvc.repo import Repo
+from dvc.repo.reproduce import get_active_graph, plan_repro
+
+from ..data import sample_shape
+from ..distillation import METHODS, StudentRun, student_runs
+from ..dvcyaml import render as render_dvc_yaml
+from ..hints import HintedStudent, build_hint_projections
+from ..models import build_dnn, build_teacher
+from ..params import read_params
+from ..regularizers import build_regularizer
+from ..snn.convert import convert
+from ..snn.simulation import simulate_batch
+from ..studies.conversion_points import grid
+from ..studies.conversion_train import make_loss
+from ..studies.distillation_train import make_student, make_student_loss
+from ..training import StepOutput, make_optimizer
+from .pipeline import critical_path_order
+
 GSC_SPLITS = (84843, 9981, 11005)
 """Speech Commands v0.02, 35 words: training, validation_list.txt and testing_list.txt clips."""
 IMAGE_TEST_SIZE = {"mnist": 10000, "cifar10": 10000}
 IMAGE_TRAIN_SIZE = {"mnist": 60000, "cifar10": 50000}
-IMAGE_SHAPES = {"mnist": (1, 28, 28), "mnist5k": (1, 28, 28), "digits": (1, 8, 8), "cifar10": (3, 32, 32)}
-KD_METHODS = ("mse", "soft_targets", "heterogeneous", "combined", "feature", "feature_act")
-"""Methods whose every step runs the teacher too (KD, and the hint methods that read its features)."""
 SIMULATION_PROBE_STEPS = 5
 
 
@@ -76,12 +95,10 @@ def _option(words: list[str], flag: str) -> str | None:
 
 
 def expand_stages(root: Path, params_file: Path) -> list[StageWork]:
-    """Every stage of ``dvc.yaml`` under the profile, in DVC's reproduction order."""
-    from dvc.repo import Repo
-    from dvc.repo.reproduce import get_active_graph, plan_repro
-
+    """Every stage of the pipeline under the profile (``dvc.yaml`` generated for its datasets and
+    grids, :mod:`lowspike.dvcyaml`), in DVC's reproduction order."""
     with tempfile.TemporaryDirectory(prefix="lowspike-plan-") as scratch:
-        shutil.copy2(root / "dvc.yaml", Path(scratch) / "dvc.yaml")
+        (Path(scratch) / "dvc.yaml").write_text(render_dvc_yaml(root / "src", params_file))  # the profile's families
         shutil.copy2(params_file, Path(scratch) / "params.yaml")
         dvc_logger = logging.getLogger("dvc")
         level = dvc_logger.level
@@ -126,8 +143,8 @@ def split_sizes(params, dataset: str) -> tuple[int, int, int]:
         return tuple(round(n * share) for n in GSC_SPLITS)  # type: ignore[return-value]
     cfg = data.spoken_commands
     words, clips = len(cfg.words), cfg.clips_per_word
-    val, test = round(cfg.val_fraction * clips), round(cfg.test_fraction * clips)
-    return words * (clips - val - test), words * val, words * test
+    val = round(cfg.val_fraction * clips)
+    return words * (clips - val), words * val, words * cfg.test_clips_per_word
 
 
 def num_classes(params, dataset: str) -> int:
@@ -140,22 +157,13 @@ def num_classes(params, dataset: str) -> int:
 
 def input_shape(params, dataset: str) -> tuple[int, ...]:
     """The model input of one sample: the image, or ``(1, n_mfcc, frames)`` of 1 s of audio."""
-    if dataset in IMAGE_SHAPES:
-        return IMAGE_SHAPES[dataset]
-    import torch
-
-    from ..data.audio import build_mfcc
-
-    features = build_mfcc(params.data.mfcc)(torch.zeros(1, params.data.mfcc.sample_rate))
-    return (1, *features.shape[1:])
+    return sample_shape(dataset, params.data)
 
 
 # ------------------------------------------------------------------ unit costs
 
 
 def _synchronize(device: str) -> None:
-    import torch
-
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -164,10 +172,6 @@ def time_training(model, loss_fn: Callable, train_cfg, shape: tuple[int, ...], c
                   repeats: int) -> tuple[float, float]:
     """Seconds of one training step (forward, loss, backward, optimizer step) and of one
     evaluation forward, at ``train_cfg.batch_size`` on random inputs; one warm-up step first."""
-    import torch
-
-    from ..training import make_optimizer
-
     model = model.to(device)
     optimizer = make_optimizer(model.parameters(), train_cfg)
     x = torch.rand(train_cfg.batch_size, *shape, device=device)
@@ -199,12 +203,6 @@ def calibration_probe(arch: str, dataset: str, samples: int, shape: list[int], c
     """In this (fresh) process: convert a DNN of ``arch`` with ``samples`` random calibration
     inputs; the peak resident memory the conversion added, its seconds, and one SNN
     simulation step at batch 500 (seconds)."""
-    import torch
-
-    from ..models import build_dnn
-    from ..snn.conversion import convert
-    from ..snn.simulation import simulate_batch
-
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = build_dnn(arch, tuple(shape), classes)
@@ -235,16 +233,6 @@ def run_calibration_probe(arch: str, dataset: str, samples: int, shape: tuple[in
 # ------------------------------------------------------------------ estimate
 
 
-def _student_run(dataset: str, method: str):
-    from ..studies.distillation import StudentRun
-
-    settings = {"mse": (("alpha", 0.5),), "soft_targets": (("tau", 4.0),),
-                "heterogeneous": (("tau_s", 1.0), ("tau_t", 8.0)),
-                "combined": (("tau_s", 1.0), ("tau_t", 8.0), ("norm", "l1"), ("lam", 1.0)),
-                "activation": (("norm", "l1"), ("lam", 1.0)), "logits": (("norm", "l2"), ("lam", 1.0))}
-    return StudentRun(dataset, method, 0, settings.get(method, ()))
-
-
 class UnitCosts:
     """Measured unit costs, each measured once per (kind, model, dataset, device)."""
 
@@ -260,10 +248,6 @@ class UnitCosts:
         return self.cache[key]
 
     def dnn(self, arch: str, dataset: str, regularized: bool, device: str) -> tuple[float, float]:
-        from ..models import build_dnn
-        from ..regularizers import build_regularizer
-        from ..studies.conversion import make_loss
-
         cfg = self.params.regularization.train
         shape, classes = input_shape(self.params, dataset), num_classes(self.params, dataset)
         loss = make_loss(build_regularizer("l1") if regularized else None, 1.0e-3 if regularized else 0.0)
@@ -272,17 +256,11 @@ class UnitCosts:
                                                 self.repeats))
 
     def teacher_model(self, dataset: str):
-        from ..models import build_teacher
-
         setup = self.params.distillation.setups[dataset]
         return build_teacher(setup.teacher, input_shape=input_shape(self.params, dataset),
                              num_classes=num_classes(self.params, dataset), width=setup.teacher_width)
 
     def teacher(self, dataset: str, device: str) -> tuple[float, float]:
-        import torch.nn.functional as F
-
-        from ..training import StepOutput
-
         setup = self.params.distillation.setups[dataset]
         shape, classes = input_shape(self.params, dataset), num_classes(self.params, dataset)
 
@@ -295,20 +273,25 @@ class UnitCosts:
                                                 device, self.repeats))
 
     def student(self, dataset: str, method: str, device: str) -> tuple[float, float]:
-        from ..studies.distillation import make_student, make_student_loss
-
+        """One training step and one evaluation forward of a student trained with ``method``,
+        its loss built from the method's registry entry at its ``example`` setting (the teacher's
+        forward, the hint projections, the penalty: what the method's steps pay)."""
         setup = self.params.distillation.setups[dataset]
         shape, classes = input_shape(self.params, dataset), num_classes(self.params, dataset)
-        kd = method in KD_METHODS
-        run = _student_run(dataset, "heterogeneous" if kd else "activation")
+        spec = METHODS[method]
+        run = StudentRun(dataset, method, 0, tuple((key, spec.example[key]) for key in spec.settings))
 
         def measure():
-            teacher = self.teacher_model(dataset).to(device).eval() if kd else None
-            loss = make_student_loss(run, self.params.distillation.alpha, teacher)
-            return time_training(make_student(self.params, dataset, shape, classes), loss, setup.student_train, shape,
-                                 classes, device, self.repeats)
+            student = make_student(self.params, dataset, shape, classes).to(device)
+            teacher = self.teacher_model(dataset).to(device).eval() if spec.uses_teacher else None
+            hints, trained = None, student
+            if spec.hints:
+                hints = build_hint_projections(setup.student, setup.teacher, student, teacher, shape).to(device)
+                trained = HintedStudent(student, hints)
+            loss = make_student_loss(run, self.params.distillation.alpha, teacher, setup.precision, hints)
+            return time_training(trained, loss, setup.student_train, shape, classes, device, self.repeats)
 
-        return self._once(("train", setup.student, dataset, "kd" if kd else "no-kd", device), measure)
+        return self._once(("train", setup.student, dataset, method, device), measure)
 
     def conversion(self, arch: str, dataset: str) -> dict[str, float]:
         train, _, _ = split_sizes(self.params, dataset)
@@ -335,8 +318,6 @@ def stage_seconds(stage: StageWork, units: UnitCosts, device: str) -> float | No
         cfg = params.distillation.setups[stage.dataset].student_train
         step, forward = units.student(stage.dataset, stage.method, device)
     elif stage.family in ("convert", "simulate", "evaluate"):
-        from ..studies.conversion import grid
-
         points = len(grid(params, stage.dataset, stage.arch))
         probe = units.conversion(stage.arch, stage.dataset)
         if stage.family == "convert":
@@ -347,8 +328,6 @@ def stage_seconds(stage: StageWork, units: UnitCosts, device: str) -> float | No
         _, forward = units.dnn(stage.arch, stage.dataset, False, device)
         return points * math.ceil(test / params.regularization.train.batch_size) * forward
     elif stage.family == "evaluate_students":
-        from ..studies.distillation import student_runs
-
         cfg = params.distillation.setups[stage.dataset].student_train
         _, forward = units.student(stage.dataset, "baseline", device)
         return len(student_runs(params, stage.dataset)) * math.ceil(test / cfg.batch_size) * forward
@@ -361,10 +340,6 @@ def list_schedule(stages: list[StageWork], seconds: dict[str, float], workers: i
     """Makespan of running ``stages`` on ``workers`` workers, dependencies respected, each free
     worker taking the first ready stage of the runner's queue (highest upward rank first,
     :func:`lowspike.sweep.pipeline.critical_path_order`): the wall time of the runner."""
-    import heapq
-
-    from .pipeline import critical_path_order
-
     finish: dict[str, float] = {}
     running: list[tuple[float, str]] = []
     remaining = critical_path_order(stages, seconds)
@@ -385,10 +360,6 @@ def list_schedule(stages: list[StageWork], seconds: dict[str, float], workers: i
 
 def estimate(root: Path, params_file: Path, workers: list[int], devices: list[str], repeats: int,
              log: Callable[[str], None]) -> Estimate:
-    import torch
-
-    from ..config import read_params
-
     params = read_params(params_file)
     torch.set_num_threads(1)
     stages = expand_stages(root, params_file)
@@ -463,8 +434,6 @@ def render(result: Estimate, params_file: Path, devices: list[str]) -> str:
 
 
 def main_plan(args) -> int:
-    import torch
-
     root, params_file = Path(args.root).resolve(), Path(args.params)
     if args.device == "auto":
         devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
@@ -476,7 +445,7 @@ def main_plan(args) -> int:
     if args.json:
         payload = asdict(result)
         payload.update({"params": str(params_file), "devices": devices,
-                        "cpu": {"threads": 1, "cores": __import__("os").cpu_count()}})
+                        "cpu": {"threads": 1, "cores": os.cpu_count()}})
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return 0

@@ -163,14 +163,32 @@ def _restore_from_cache(repo, stage) -> bool:
     return True
 
 
-def record_stage(stage) -> None:
-    """Record a stage whose outs are in the workspace, as ``dvc repro`` does after its command:
-    hash deps and outs, fill the run cache when every non-metric, non-plot out is cached,
-    commit the outs to the cache and write the stage's dvc.lock entry."""
+def save_stage(stage) -> None:
+    """What ``dvc repro`` does after a stage's command, short of writing dvc.lock: hash deps and
+    outs, fill the run cache when every non-metric, non-plot out is cached, commit the outs to
+    the cache."""
     no_cache_outs = any(not out.use_cache for out in stage.outs if not (out.is_metric or out.is_plot))
     stage.save(run_cache=not no_cache_outs)
     stage.commit()
+
+
+def record_stage(stage) -> None:
+    """Record a stage whose outs are in the workspace: :func:`save_stage`, then its dvc.lock entry."""
+    save_stage(stage)
     stage.dump(update_pipeline=False)
+
+
+def record_stages(stages: list) -> None:
+    """:func:`record_stage` of several stages with one write of each dvc.lock (in the order
+    given, which is the order of the entries): a lock file of a few hundred stages takes
+    seconds to rewrite, so writing it once per stage would grow quadratically."""
+    for stage in stages:
+        save_stage(stage)
+    by_file: dict[str, list] = {}
+    for stage in stages:
+        by_file.setdefault(stage.dvcfile.path, []).append(stage)
+    for group in by_file.values():
+        group[0].dvcfile.dump_stages(group, update_pipeline=False)
 
 
 def plan(root: str | Path, targets: Sequence[str] = (), force: bool = False, use_cache: bool = True,
@@ -263,9 +281,8 @@ class Recorder:
 
         with inside(self.repo.root_dir), lock_repo(self.repo), self.repo.scm_context(quiet=True) as context:
             by_name = {stage.addressing: stage for stage in self.repo.index.stages}
-            for name in names:
-                record_stage(by_name[name])
-                self.recorded.append(name)
+            record_stages([by_name[name] for name in names])
+            self.recorded.extend(names)
             self.files_to_track |= set(context.files_to_track)
         return names
 

@@ -16,6 +16,9 @@
    rename each), then :class:`lowspike.sweep.pipeline.Recorder` records them in dvc.lock
    and the cache in DVC's order, in batches.
 
+Ray is imported when the run connects (:func:`connect`), not with this module: a machine where
+Ray cannot be imported or started falls back to ``dvc repro``.
+
 Faults: Ray retries a task whose worker died (``max_retries``) or whose stage failed
 (``retry_exceptions``); a stage that still fails is reported with its log tail after the
 other tasks finished, and the run exits 1. Ctrl-C (or SIGTERM) cancels the tasks, records
@@ -25,6 +28,7 @@ runner says so in one line and runs ``dvc repro``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -33,11 +37,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..artifacts import write_json
+from ..errors import ParamsError
+from ..params import read_params
 from .files import is_within, read_tree, replace_in_workspace, subtree
 from .pipeline import Pipeline, Recorder, StageSpec, critical_path_order, plan
 from .progress import Counts, Progress
@@ -49,6 +57,9 @@ OFFLINE_ENV = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_
 SNAPSHOT_FOLDERS = ("src", "stages")
 TRAINING_PREFIX = "train_"
 RECORD_INTERVAL_S = 2.0
+SWEEP_RUN_ENV = "LOWSPIKE_SWEEP_RUN"
+SWEEP_RUN_TAG = "lowspike.sweep_run"
+"""Every MLflow run a sweep's task logs carries the sweep's id (from :data:`SWEEP_RUN_ENV`)."""
 
 
 @dataclass
@@ -112,9 +123,14 @@ STAGE_SECONDS = Path(".cache") / "sweep" / "stage_seconds.json"
 weights of the next run's queue order. Local to the checkout (``.cache/`` is not versioned)."""
 
 
-def read_stage_seconds(root: Path) -> dict[str, float]:
-    import json
+LAST_RUN = Path(".cache") / "sweep" / "last_run.json"
+"""The stages the last run finished, and only those (written even when some failed):
+``{"seconds": {stage: seconds}, "peak_rss_mib": {stage: MiB}}``, the second the worker's memory
+high-water mark when the stage ended. ``benchmarks/timed.py`` sums the seconds per stage family
+into reports/pipeline_run.json and takes the largest peak."""
 
+
+def read_stage_seconds(root: Path) -> dict[str, float]:
     try:
         data = json.loads((root / STAGE_SECONDS).read_text())
     except (OSError, ValueError):
@@ -123,8 +139,6 @@ def read_stage_seconds(root: Path) -> dict[str, float]:
 
 
 def write_stage_seconds(root: Path, seconds: dict[str, float]) -> None:
-    from lowspike.artifacts import write_json
-
     merged = {**read_stage_seconds(root), **{name: round(value, 2) for name, value in seconds.items()}}
     try:
         write_json(root / STAGE_SECONDS, dict(sorted(merged.items())))
@@ -267,8 +281,6 @@ def data_inputs(root: Path, pipeline: Pipeline) -> dict[str, dict[str, bytes]]:
 def _links(root: Path) -> dict[str, str]:
     """Undeclared inputs a stage may read or fill: ``data.root`` (raw datasets, and the
     synthesized spoken-commands clips), linked into scratch directories on the driver's node."""
-    from lowspike.config import ParamsError, read_params
-
     try:
         raw_root = read_params(root / "params.yaml").data.root
     except ParamsError:
@@ -282,8 +294,6 @@ def _links(root: Path) -> dict[str, str]:
 def _tracking_uri(root: Path) -> tuple[str, bool]:
     """The MLflow store the stages use (as ``lowspike.tracking.tracking_uri`` finds it with
     ``DVC_ROOT`` = the workspace) and whether tracking is enabled."""
-    from lowspike.config import ParamsError, read_params
-
     try:
         cfg = read_params(root / "params.yaml").tracking
     except ParamsError:
@@ -308,8 +318,6 @@ class TrackingServer:
                                         env={**os.environ, **OFFLINE_ENV})
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        import urllib.request
-
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.process.poll() is not None:
@@ -410,115 +418,170 @@ def run_sweep(options: SweepOptions, stream: TextIO | None = None) -> SweepRepor
     return report
 
 
-def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO) -> SweepReport:
+@dataclass
+class _Cluster:
+    """What the driver reads of the cluster once: its node, where it can pin a stage, GPUs."""
+
+    driver_node: str
+    driver_ip: str
+    has_gpu: bool
+    pin_possible: bool
+    remote_machines: bool
+
+    @classmethod
+    def read(cls, options: SweepOptions, stale: list[StageSpec], stream: TextIO) -> "_Cluster":
+        import ray
+
+        driver_node = ray.get_runtime_context().get_node_id()
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        driver_ip = next((n["NodeManagerAddress"] for n in nodes if n["NodeID"] == driver_node), "127.0.0.1")
+        largest_node = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
+        driver_cpus = next((n["Resources"].get("CPU", 0) for n in nodes if n["NodeID"] == driver_node), 0)
+        pin_possible = driver_cpus >= options.cpus_per_task
+        if not pin_possible and any(spec.family in options.pin_to_driver for spec in stale):
+            stream.write(f"note: the driver's node has {driver_cpus:g} CPUs; {', '.join(options.pin_to_driver)} "
+                         "stages may run on any node (they need the raw data there)\n")
+        if options.cpus_per_task > largest_node:
+            raise ValueError(f"--cpus-per-task {options.cpus_per_task} exceeds the largest node ({largest_node:g} CPUs)")
+        return cls(driver_node, driver_ip, ray.cluster_resources().get("GPU", 0) > 0, pin_possible,
+                   any(n["NodeManagerAddress"] != driver_ip for n in nodes))
+
+
+def _task_env(root: Path, run_id: str) -> dict[str, str]:
+    """The environment of every task: offline tools, the sweep's id, and the checkout's commit
+    for the MLflow tags of tasks that run in a scratch folder without it."""
+    env = {**OFFLINE_ENV, SWEEP_RUN_ENV: run_id}
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit:
+        env["LOWSPIKE_GIT_COMMIT"] = commit
+        env["LOWSPIKE_GIT_DIRTY"] = "true" if _git(root, "status", "--porcelain", "--untracked-files=no") else "false"
+    return env
+
+
+def _start_tracking(root: Path, options: SweepOptions, cluster: _Cluster, run_id: str, env: dict[str, str],
+                    stream: TextIO) -> tuple[str, bool, TrackingServer | None]:
+    """The store the tasks log to, whether tracking is on, and the MLflow server the driver
+    started for nodes on other machines (None without)."""
+    uri, tracking_on = _tracking_uri(root)
+    local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    serve = tracking_on and local_store and (options.mlflow_server == "on" or
+                                             (options.mlflow_server == "auto" and cluster.remote_machines))
+    if serve:
+        server = TrackingServer(uri, cluster.driver_ip, root, run_folder(run_id, options.scratch_root) / "mlflow-server.log")
+        server.wait_ready()
+        env["MLFLOW_TRACKING_URI"] = server.uri
+        stream.write(f"MLflow: tasks log through {server.uri} (store {uri})\n")
+        return uri, tracking_on, server
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
+    return uri, tracking_on, None
+
+
+def _submitter(root: Path, pipeline: Pipeline, options: SweepOptions, cluster: _Cluster, run_id: str,
+               env: dict[str, str], monitor_actor):
+    """``submit(spec, upstream_refs)``: start one stage as a Ray task, with the code snapshot and
+    its up-to-date deps (put into the object store once) and its upstream stages' results."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    snapshot_ref = ray.put(snapshot(root, pipeline))
+    data_refs = {dep: ray.put(tree) for dep, tree in data_inputs(root, pipeline).items() if tree}
+    links = _links(root)
+    remote_stage = ray.remote(execute_stage)
+
+    def submit(spec: StageSpec, upstream: list) -> Any:
+        cpus, gpus = _resources(spec, options, cluster.has_gpu)
+        task = TaskSpec(stage=spec, run_id=run_id, workspace=str(root), env=env, threads=cpus,
+                        in_process=options.in_process and gpus == 0, driver_node=cluster.driver_node, links=links,
+                        scratch_root=options.scratch_root, monitor=monitor_actor)
+        task_options: dict[str, Any] = dict(name=f"stage {spec.name}", num_cpus=cpus, num_gpus=gpus,
+                                            max_retries=options.retries, retry_exceptions=True)
+        if spec.family in options.pin_to_driver and cluster.pin_possible:
+            task_options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(cluster.driver_node, soft=False)
+        inputs = [snapshot_ref, *(data_refs[dep] for dep in spec.deps if dep in data_refs)]
+        return remote_stage.options(**task_options).remote(task, inputs, *upstream)
+
+    return submit
+
+
+def _run_queue(root: Path, dispatch: "Dispatch", recorder: Recorder, report: SweepReport, progress: Progress,
+               monitor_actor) -> int | None:
+    """Collect the stages as they finish and submit the next ones until none is pending or a
+    signal arrives (then take what finished, cancel the rest); record everything that finished.
+    Returns the signal, or None."""
+    import ray
+
+    pending = dispatch.pending
+    last_record = time.monotonic()
+    with _Interrupts() as interrupts:
+        while pending and interrupts.signal is None:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                spec = pending.pop(ref)
+                ok = _collect(ref, spec, root, recorder, report, progress, monitor_actor, dispatch)
+                dispatch.finished(spec, ref if ok else None)
+            if ready:
+                dispatch.fill(ray.cluster_resources())
+            if ready and time.monotonic() - last_record >= RECORD_INTERVAL_S:
+                report.recorded += recorder.record_ready()
+                last_record = time.monotonic()
+            if progress.live:
+                progress.status(_counts(report, dispatch, monitor_actor))
+        interrupted = interrupts.signal
+        if interrupted is not None:
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            for ref in ready:
+                _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, dispatch)
+            for ref in pending:
+                ray.cancel(ref, force=True)
+        report.recorded += recorder.record_all()
+    return interrupted
+
+
+def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO) -> SweepReport:
+    import ray
 
     stale = pipeline.stale_stages()
     report = SweepReport(exit_code=0, stale=len(stale))
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    driver_node = ray.get_runtime_context().get_node_id()
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
-    driver_ip = next((n["NodeManagerAddress"] for n in nodes if n["NodeID"] == driver_node), "127.0.0.1")
-    has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-    largest_node = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
-    driver_cpus = next((n["Resources"].get("CPU", 0) for n in nodes if n["NodeID"] == driver_node), 0)
-    pin_possible = driver_cpus >= options.cpus_per_task
-    if not pin_possible and any(spec.family in options.pin_to_driver for spec in stale):
-        stream.write(f"note: the driver's node has {driver_cpus:g} CPUs; {', '.join(options.pin_to_driver)} "
-                     "stages may run on any node (they need the raw data there)\n")
-    if options.cpus_per_task > largest_node:
-        raise ValueError(f"--cpus-per-task {options.cpus_per_task} exceeds the largest node ({largest_node:g} CPUs)")
-
-    env = dict(OFFLINE_ENV)
-    commit = _git(root, "rev-parse", "HEAD")
-    if commit:  # the MLflow tags of tasks that run in a scratch folder without the checkout
-        env["LOWSPIKE_GIT_COMMIT"] = commit
-        env["LOWSPIKE_GIT_DIRTY"] = "true" if _git(root, "status", "--porcelain", "--untracked-files=no") else "false"
-    uri, tracking_on = _tracking_uri(root)
-    remote_machines = any(n["NodeManagerAddress"] != driver_ip for n in nodes)
-    local_store = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-    serve = tracking_on and local_store and (options.mlflow_server == "on" or
-                                             (options.mlflow_server == "auto" and remote_machines))
+    cluster = _Cluster.read(options, stale, stream)
+    env = _task_env(root, run_id)
     server = monitor_actor = recorder = dispatch = None
-    pending: dict[Any, StageSpec] = {}
-    interrupted = None
-    recorder_hint = None
+    tracking_on, interrupted, recorder_hint = False, None, None
     try:
-        if serve:
-            log_path = run_folder(run_id, options.scratch_root) / "mlflow-server.log"
-            server = TrackingServer(uri, driver_ip, root, log_path)
-            server.wait_ready()
-            env["MLFLOW_TRACKING_URI"] = server.uri
-            stream.write(f"MLflow: tasks log through {server.uri} (store {uri})\n")
-        elif os.environ.get("MLFLOW_TRACKING_URI"):
-            env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
-
+        uri, tracking_on, server = _start_tracking(root, options, cluster, run_id, env, stream)
         monitor_actor = ray.remote(num_cpus=0)(StartedTasks).remote()
-        snapshot_ref = ray.put(snapshot(root, pipeline))
-        data_refs = {dep: ray.put(tree) for dep, tree in data_inputs(root, pipeline).items() if tree}
-        links = _links(root)
-        remote_stage = ray.remote(execute_stage)
-
-        def submit(spec: StageSpec, upstream: list) -> Any:
-            cpus, gpus = _resources(spec, options, has_gpu)
-            task = TaskSpec(stage=spec, run_id=run_id, workspace=str(root), env=env, threads=cpus,
-                            in_process=options.in_process and gpus == 0, driver_node=driver_node, links=links,
-                            scratch_root=options.scratch_root, monitor=monitor_actor)
-            task_options: dict[str, Any] = dict(name=f"stage {spec.name}", num_cpus=cpus, num_gpus=gpus,
-                                                max_retries=options.retries, retry_exceptions=True)
-            if spec.family in options.pin_to_driver and pin_possible:
-                task_options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(driver_node, soft=False)
-            inputs = [snapshot_ref, *(data_refs[dep] for dep in spec.deps if dep in data_refs)]
-            return remote_stage.options(**task_options).remote(task, inputs, *upstream)
-
-        dispatch = Dispatch(stale, read_stage_seconds(root), submit,
-                            lambda spec: _resources(spec, options, has_gpu), report.skipped)
-        pending = dispatch.pending
+        dispatch = Dispatch(stale, read_stage_seconds(root),
+                            _submitter(root, pipeline, options, cluster, run_id, env, monitor_actor),
+                            lambda spec: _resources(spec, options, cluster.has_gpu), report.skipped)
         dispatch.fill(ray.cluster_resources())
-
         recorder = Recorder(root, pipeline)
         progress = Progress(len(stale), stream)
-        last_record = time.monotonic()
         try:
-            with _Interrupts() as interrupts:
-                while pending and interrupts.signal is None:
-                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                    for ref in ready:
-                        spec = pending.pop(ref)
-                        ok = _collect(ref, spec, root, recorder, report, progress, monitor_actor, dispatch)
-                        dispatch.finished(spec, ref if ok else None)
-                    if ready:
-                        dispatch.fill(ray.cluster_resources())
-                    if ready and time.monotonic() - last_record >= RECORD_INTERVAL_S:
-                        report.recorded += recorder.record_ready()
-                        last_record = time.monotonic()
-                    if progress.live:
-                        progress.status(_counts(report, dispatch, monitor_actor))
-                interrupted = interrupts.signal
-                if interrupted is not None:
-                    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
-                    for ref in ready:
-                        _collect(ref, pending.pop(ref), root, recorder, report, progress, monitor_actor, dispatch)
-                    for ref in pending:
-                        ray.cancel(ref, force=True)
-                report.recorded += recorder.record_all()
+            interrupted = _run_queue(root, dispatch, recorder, report, progress, monitor_actor)
         finally:
             progress.close()
     finally:
         if recorder is not None:
             recorder_hint = recorder.git_hint()
             recorder.close()
+        if tracking_on:
+            _close_abandoned_runs(uri, run_id, stream)
         if server is not None:
             server.stop()
         if monitor_actor is not None:
             ray.kill(monitor_actor)
         _clean_nodes(run_id, options.scratch_root, keep=bool(report.failed))
+    finished = {result.name: round(result.seconds, 2) for result in report.results}
+    try:
+        write_json(root / LAST_RUN, {"seconds": finished, "peak_rss_mib": {
+            result.name: round(result.peak_rss_mib, 1) for result in report.results}})
+    except OSError:
+        pass
     if dispatch is not None and not report.failed and interrupted is None:
-        write_stage_seconds(root, {result.name: result.seconds for result in report.results})
-
+        write_stage_seconds(root, finished)
     report.nodes = {result.node_id for result in report.results}
-    _summary(report, pending, dispatch.waiting if dispatch else [], interrupted, stream)
+    _summary(report, dispatch.pending if dispatch else {}, dispatch.waiting if dispatch else [], interrupted, stream)
     if recorder_hint:
         stream.write(recorder_hint + "\n")
     if interrupted is not None:
@@ -526,6 +589,31 @@ def _drive(root: Path, pipeline: Pipeline, options: SweepOptions, stream: TextIO
     elif report.failed or report.skipped:
         report.exit_code = 1
     return report
+
+
+def _close_abandoned_runs(uri: str, run_id: str, stream: TextIO) -> None:
+    """End the MLflow runs of this sweep that no process will end: the attempts whose worker Ray
+    killed (SIGKILL, out of memory, a cancelled task) leave their run RUNNING. Each becomes
+    KILLED, tagged with the run of the attempt that finished the stage (``lowspike.retried_by_run``)
+    when one did."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        if not experiments:
+            return
+        runs = client.search_runs(experiments, f"tags.`{SWEEP_RUN_TAG}` = '{run_id}'", max_results=10000)
+        finished = {r.data.tags.get("dvc.stage"): r.info.run_id for r in runs if r.info.status == "FINISHED"}
+        for run in runs:
+            if run.info.status != "RUNNING":
+                continue
+            retry = finished.get(run.data.tags.get("dvc.stage"))
+            if retry:
+                client.set_tag(run.info.run_id, "lowspike.retried_by_run", retry)
+            client.set_terminated(run.info.run_id, status="KILLED")
+    except Exception as exc:  # noqa: BLE001 - the record of a run that ended cannot fail the sweep
+        stream.write(f"warning: could not end the MLflow runs of killed attempts ({type(exc).__name__}: {exc})\n")
 
 
 def _counts(report: SweepReport, dispatch: "Dispatch", monitor_actor) -> Counts:
@@ -563,6 +651,8 @@ def _collect(ref, spec: StageSpec, root: Path, recorder: Recorder, report: Sweep
     report.results.append(result)
     node = f"{result.node_ip}/{result.node_id[:6]}"
     progress.stage_done(spec.name, node, result.seconds, result.headline, _counts(report, dispatch, monitor_actor))
+    for warning in result.warnings:
+        progress.line(f"    {spec.name}: {warning}")
     return True
 
 

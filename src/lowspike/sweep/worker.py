@@ -77,6 +77,12 @@ class StageResult:
     in_process: bool
     headline: str
     log_tail: str
+    warnings: tuple[str, ...] = ()
+    """Every ``warning: ...`` line the stage printed (shown by the runner even on success)."""
+    peak_rss_mib: float = 0.0
+    """The worker's memory high-water mark when the stage ended: the largest resident set of the
+    worker process itself (in-process stages; monotone over the stages it ran) or of the stage
+    subprocesses it waited for."""
 
 
 class StageFailed(Exception):
@@ -108,6 +114,11 @@ def headline(log: str) -> str:
         if match:
             return match.group("text")
     return ""
+
+
+def warning_lines(log: str) -> tuple[str, ...]:
+    """The lines of a stage's log that are warnings it printed (``warning: ...``)."""
+    return tuple(line.strip() for line in log.splitlines() if line.strip().lower().startswith("warning:"))
 
 
 def tail(text: str, lines: int) -> str:
@@ -280,6 +291,13 @@ def _collect_outs(stage: StageSpec, scratch: Path) -> tuple[dict[str, bytes], tu
     return outs, tuple(dirs)
 
 
+def peak_rss_mib() -> float:
+    """``max(ru_maxrss)`` of this process and of its waited-for children, in MiB (Linux: KiB)."""
+    import resource
+
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
 def _notify(monitor, method: str, *args: Any) -> None:
     if monitor is not None:
         with contextlib.suppress(Exception):
@@ -325,7 +343,8 @@ def execute_stage(task: TaskSpec, inputs: list, *upstream: StageResult) -> Stage
     return StageResult(
         name=stage.name, outs=outs, out_dirs=dirs, node_id=node_id, node_ip=ray.util.get_node_ip_address(),
         pid=os.getpid(), started=started, seconds=time.time() - started, in_process=in_process,
-        headline=headline(log), log_tail=tail(log, task.tail_lines),
+        headline=headline(log), log_tail=tail(log, task.tail_lines), warnings=warning_lines(log),
+        peak_rss_mib=peak_rss_mib(),
     )
 
 

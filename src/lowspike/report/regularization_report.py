@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Params, is_beyond_paper
-from . import paper
+from ..config import Params
+from ..models import label as arch_label
+from ..regularizers import BEYOND_MARK, is_beyond_paper
+from ..regularizers import regularizer_label as name_regularizer
+from . import published
 from .common import Context, mean_of, plural, usable
 from .document import Document, Heading, Paragraph
-from .findings import findings_blocks
+from .findings_tables import findings_blocks
 from .figures import (
     RenderedFigure,
     diverged_handle,
@@ -40,36 +43,15 @@ from .tables import (
     fmt_points,
 )
 
-ARCH_LABELS = {"mlp": "MLP", "lenet5": "LeNet-5"}
-NAMED_REGULARIZERS = {"l1": "L1", "l2": "L2", "hoyer": "H", "hoyer_square": "Hs"}
 BASELINE = "baseline"
 PAPER_ORDER = ("l2", "l1", "lp0.5", "lp0.01", "hoyer", "hoyer_square")
 NOT_RUN = "not run"
 
 
-BEYOND_MARK = "\u2020"
-"""Marks what the paper did not run (its Sec. 5, future work): ``SynOps\u2020``, ``L1+wL1\u2020``."""
-
-
 def regularizer_label(spec: str) -> str:
-    """The paper's name of a regularizer spec: ``lp0.5`` -> ``L0.5``, ``hoyer_square`` -> ``Hs``;
-    beyond the paper: ``synops`` -> ``SynOps\u2020``, ``l1+wl1`` -> ``L1+wL1\u2020``."""
-    activity, _, weight = spec.partition("+")
-    if activity == "synops":
-        label = "SynOps"
-    elif activity in NAMED_REGULARIZERS:
-        label = NAMED_REGULARIZERS[activity]
-    elif activity.startswith("lp"):
-        label = "L" + activity[2:]
-    else:
-        label = activity
-    if weight:
-        label += "+wL1"
-    return label + (BEYOND_MARK if is_beyond_paper(spec) else "")
-
-
-def arch_label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, arch)
+    """The paper's name of a regularizer spec, a dagger marking those beyond the paper:
+    ``lp0.5`` -> ``L0.5``, ``synops`` -> ``SynOps\u2020``, ``l1+wl1`` -> ``L1+wL1\u2020``."""
+    return name_regularizer(spec, mark_beyond=True)
 
 
 class ConversionResults:
@@ -131,6 +113,8 @@ def _unselected_reason(res: ConversionResults, dataset: str, arch: str, reg: str
     points = res.points(dataset, arch, reg)
     if not points:
         return NOT_RUN
+    if any(p.get("baseline_diverged") for p in points):
+        return "baseline diverged, no change"
     if all(p.get("status") == "diverged" for p in points):
         return "all diverged"
     return f"none within {max_drop:g} pts"
@@ -182,7 +166,7 @@ def selection_table(res: ConversionResults, params: Params, ctx: Context, datase
                f"Baseline rows: spikes, EFLOPS and SynOps per test sample, DNN / SNN accuracy. Regularizer rows: "
                f"the lambda with the fewest SynOps whose SNN accuracy is less than {max_drop:g} pts below the "
                f"baseline, its % changes vs the baseline and its DNN / SNN accuracy change in percentage points. "
-               f"Energy: the SNN's per inference under each energy model (README, Energy), baseline in joules, "
+               f"Energy: the SNN's per inference under each energy model (docs/energy.md), baseline in joules, "
                f"selected models in % change. {BEYOND_MARK}: beyond the paper (its Sec. 5).")
     return Table(f"table{number}-{dataset}", caption,
                  ["Model / Reg. @ lambda", "Spikes / %Spikes", "EFLOPS / %EFLOPS", "SynOps / %SynOps",
@@ -221,14 +205,18 @@ def auc_table(res: ConversionResults, params: Params, ctx: Context, dataset: str
 
 
 def all_points_table(res: ConversionResults, params: Params, ctx: Context, dataset: str) -> Table:
-    """Every point of the sweep with its status: a diverged point is listed as diverged."""
+    """Every point of the sweep with its status: a diverged point is listed as diverged, a point
+    whose baseline diverged says so (it has no change)."""
     rows = []
     order = {reg: k for k, reg in enumerate(["none", *params.regularization.regularizers])}
     for arch in params.regularization.archs:
         for row in sorted(res.points(dataset, arch), key=lambda r: (order.get(r["regularizer"], len(order)),
                                                                     r["lambda"])):
             reg = "baseline" if row["point"] == BASELINE else regularizer_label(row["regularizer"])
-            rows.append([arch_label(arch), reg, fmt_lambda(row["lambda"]), row.get("status", "?"),
+            status = row.get("status", "?")
+            if row.get("baseline_diverged") and row["point"] != BASELINE:
+                status += " (baseline diverged)"
+            rows.append([arch_label(arch), reg, fmt_lambda(row["lambda"]), status,
                          fmt_count(row.get("spikes")), fmt_count(row.get("eflops")), fmt_count(row.get("synops")),
                          fmt_fraction_percent(row.get("dnn_accuracy")), fmt_fraction_percent(row.get("snn_accuracy")),
                          fmt_percent(row.get("synops_change_pct"))])
@@ -243,68 +231,74 @@ def _paper_pair(paper_value: str, ours: str) -> str:
     return fmt_pair(paper_value, ours)
 
 
+def _paper_baseline_row(res: ConversionResults, label: str, paper_dataset: str, dataset: str | None,
+                        arch: str) -> list[str]:
+    """One row of the baselines table: paper / this run for spikes, EFLOPS, SynOps, accuracies."""
+    paper_baseline = published.REGULARIZATION_BASELINES.get((paper_dataset, arch))
+    ours = res.baseline(dataset, arch) if dataset else None
+    cells = []
+    for key in ("spikes", "eflops", "synops"):
+        cells.append(_paper_pair(fmt_count(paper_baseline[key]) if paper_baseline else "not in paper",
+                                 fmt_count(ours.get(key)) if ours else NOT_RUN))
+    for key in ("dnn_accuracy", "snn_accuracy"):
+        cells.append(_paper_pair(fmt_fraction_percent(paper_baseline[key]) if paper_baseline else "not in paper",
+                                 fmt_fraction_percent(ours.get(key)) if ours else NOT_RUN))
+    return [label, arch_label(arch)] + cells
+
+
+def _paper_selection_row(res: ConversionResults, params: Params, label: str, paper_dataset: str,
+                         dataset: str | None, arch: str, reg: str) -> list[str]:
+    """One row of the selections table: the paper's selected lambda, changes and AUC beside ours."""
+    pub = published.REGULARIZATION_SELECTIONS.get((paper_dataset, arch), {}).get(reg)
+    mine = res.selection(dataset, arch, reg) if dataset else None
+    ran = dataset is not None and bool(res.points(dataset, arch, reg))
+    if mine and mine.get("selected"):
+        ours_cells = [fmt_lambda(mine.get("lambda")), fmt_percent(mine.get("spikes_change_pct")),
+                      fmt_percent(mine.get("synops_change_pct")), fmt_points(mine.get("snn_accuracy_delta_pts"))]
+    else:
+        reason = _unselected_reason(res, dataset, arch, reg, _max_drop(params, res, dataset)) if ran else NOT_RUN
+        ours_cells = [reason, MISSING, MISSING, MISSING]
+    if pub:
+        paper_cells = [fmt_lambda(pub["lambda"]), fmt_percent(pub["spikes_change_pct"]),
+                       fmt_percent(pub["synops_change_pct"]), fmt_points(pub["snn_accuracy_delta_pts"])]
+    else:
+        paper_cells = ["not in paper"] * 4
+    auc = published.REGULARIZATION_AUC.get((paper_dataset, arch), {}).get(reg)
+    paper_auc = fmt_pair(fmt_number(auc[0]), fmt_number(auc[1])) if auc else "not in paper"
+    curve = _ran_curve(res, dataset, arch, reg) if ran else None
+    ours_auc = fmt_pair(fmt_number(curve.get("auc")), fmt_number(curve.get("auc_smoothed"))) if curve else NOT_RUN
+    return ([label, arch_label(arch), regularizer_label(reg)]
+            + [_paper_pair(p, o) for p, o in zip(paper_cells, ours_cells)] + [paper_auc, ours_auc])
+
+
 def paper_tables(res: ConversionResults, params: Params, ctx: Context) -> list[Table]:
     """The paper's Tables 1-3 beside this run's numbers: baselines, then the selections and AUCs.
 
     Each of this run's datasets is compared with the paper's dataset it stands in for
     (``mnist5k`` and ``digits`` with MNIST); the paper's CIFAR-10 rows read "not run" unless
     CIFAR-10 was run."""
-    comparisons: list[tuple[str, str | None]] = [(paper.PAPER_DATASET.get(d, d), d) for d in res.datasets]
+    comparisons: list[tuple[str, str | None]] = [(published.PAPER_DATASET.get(d, d), d) for d in res.datasets]
     for paper_dataset in ("mnist", "cifar10"):
         if paper_dataset not in {p for p, _ in comparisons}:
             comparisons.append((paper_dataset, None))
     base_rows, sel_rows = [], []
     for paper_dataset, dataset in comparisons:
-        paper_label = paper.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)
-        label = f"{paper_label} / {paper.dataset_label(dataset, params)}"
+        paper_label = published.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)
+        label = f"{paper_label} / {published.dataset_label(dataset, params)}"
         archs = list(params.regularization.archs) if dataset else []
-        archs += [a for (p, a) in paper.REGULARIZATION_BASELINES if p == paper_dataset and a not in archs]
+        archs += [a for (p, a) in published.REGULARIZATION_BASELINES if p == paper_dataset and a not in archs]
         for arch in archs:
-            published = paper.REGULARIZATION_BASELINES.get((paper_dataset, arch))
-            ours = res.baseline(dataset, arch) if dataset else None
-            cells = []
-            for key in ("spikes", "eflops", "synops"):
-                cells.append(_paper_pair(fmt_count(published[key]) if published else "not in paper",
-                                         fmt_count(ours.get(key)) if ours else NOT_RUN))
-            for key in ("dnn_accuracy", "snn_accuracy"):
-                cells.append(_paper_pair(fmt_fraction_percent(published[key]) if published else "not in paper",
-                                         fmt_fraction_percent(ours.get(key)) if ours else NOT_RUN))
-            base_rows.append([label, arch_label(arch)] + cells)
-            published_sel = paper.REGULARIZATION_SELECTIONS.get((paper_dataset, arch), {})
-            published_auc = paper.REGULARIZATION_AUC.get((paper_dataset, arch), {})
+            base_rows.append(_paper_baseline_row(res, label, paper_dataset, dataset, arch))
+            published_sel = published.REGULARIZATION_SELECTIONS.get((paper_dataset, arch), {})
             ours = list(params.regularization.regularizers) if dataset else []
             order = [r for r in PAPER_ORDER if r in published_sel or r in ours]
-            regs = order + [r for r in ours if r not in order]
-            for reg in regs:
-                pub = published_sel.get(reg)
-                mine = res.selection(dataset, arch, reg) if dataset else None
-                ran = dataset is not None and bool(res.points(dataset, arch, reg))
-                if mine and mine.get("selected"):
-                    ours_cells = [fmt_lambda(mine.get("lambda")), fmt_percent(mine.get("spikes_change_pct")),
-                                  fmt_percent(mine.get("synops_change_pct")),
-                                  fmt_points(mine.get("snn_accuracy_delta_pts"))]
-                else:
-                    reason = (_unselected_reason(res, dataset, arch, reg, _max_drop(params, res, dataset))
-                              if ran else NOT_RUN)
-                    ours_cells = [reason, MISSING, MISSING, MISSING]
-                if pub:
-                    paper_cells = [fmt_lambda(pub["lambda"]), fmt_percent(pub["spikes_change_pct"]),
-                                   fmt_percent(pub["synops_change_pct"]), fmt_points(pub["snn_accuracy_delta_pts"])]
-                else:
-                    paper_cells = ["not in paper"] * 4
-                auc = published_auc.get(reg)
-                paper_auc = fmt_pair(fmt_number(auc[0]), fmt_number(auc[1])) if auc else "not in paper"
-                curve = _ran_curve(res, dataset, arch, reg) if ran else None
-                ours_auc = (fmt_pair(fmt_number(curve.get("auc")), fmt_number(curve.get("auc_smoothed")))
-                            if curve else NOT_RUN)
-                sel_rows.append([label, arch_label(arch), regularizer_label(reg)]
-                                + [_paper_pair(p, o) for p, o in zip(paper_cells, ours_cells)]
-                                + [paper_auc, ours_auc])
+            for reg in order + [r for r in ours if r not in order]:
+                sel_rows.append(_paper_selection_row(res, params, label, paper_dataset, dataset, arch, reg))
     setting = (f"this run: profile {ctx.profile}, regularization.train max_epochs "
                f"{params.regularization.train.max_epochs}, lr {params.regularization.train.lr:g}; paper: full MNIST "
                f"(55k/5k/10k) and CIFAR-10, lr 1e-4, patience 20, T = 100 (1000 for CIFAR-10)")
     base = Table("paper-baselines",
-                 f"Paper vs this run, baselines ({paper.REGULARIZATION_SOURCE}, Tables 1-2): each cell is "
+                 f"Paper vs this run, baselines ({published.REGULARIZATION_SOURCE}, Tables 1-2): each cell is "
                  f"paper / this run; per test sample; {setting}.",
                  ["Paper dataset / this run's dataset", "Model", "Spikes", "EFLOPS", "SynOps", "DNN acc.",
                   "SNN acc."], base_rows)
@@ -544,40 +538,73 @@ def plot_data(res: ConversionResults, params: Params) -> dict[str, list[dict]]:
 # ------------------------------------------------------------------------------------- report
 
 
-def build(results: dict[str, Any] | None, params: Params, ctx: Context,
-          source: str = "results/conversion/results.json") -> tuple[Document, dict[str, list[dict]]]:
-    """The regularization report and its ``dvc plots`` data."""
-    res = ConversionResults(results)
+def _introduction(res: ConversionResults, params: Params, ctx: Context, source: str, ran: bool) -> list:
+    """What was run, and what has no result."""
     study = params.regularization
-    doc = Document("Activity regularization before DNN-to-SNN conversion: this run vs the paper")
-    doc.add(Paragraph(
-        f"Reproduction of {paper.REGULARIZATION_SOURCE} from `{source}`. Profile `{ctx.profile}`; datasets "
+    blocks = [Paragraph(
+        f"Reproduction of {published.REGULARIZATION_SOURCE} from `{source}`. Profile `{ctx.profile}`; datasets "
         f"{', '.join(study.datasets)}; architectures {', '.join(arch_label(a) for a in study.archs)}; regularizers "
         f"{', '.join(regularizer_label(r) for r in study.regularizers)}, each at its own lambdas "
         f"(`regularization.points`); conversion percentile {params.conversion.percentile:g}, "
         f"{params.simulation.timesteps} timesteps, {params.simulation.input_coding} input coding; "
         f"{plural(len(res.rows), 'point')} "
-        f"({sum(1 for r in res.rows if r.get('status') == 'diverged')} diverged)."))
-    if results is None:
-        doc.add(Paragraph(f"The conversion study has no results: `{source}` does not exist (run `dvc repro "
-                          f"aggregate_conversion`). The paper's numbers are listed alone."))
+        f"({sum(1 for r in res.rows if r.get('status') == 'diverged')} diverged).")]
+    if not ran:
+        blocks.append(Paragraph(f"The conversion study has no results: `{source}` does not exist (run `dvc repro "
+                                f"aggregate_conversion`). The paper's numbers are listed alone."))
     missing = [d for d in study.datasets if d not in res.datasets]
-    if results is not None and missing:
-        doc.add(Paragraph(f"No results for dataset(s) {', '.join(missing)} (no evaluated baseline)."))
+    if ran and missing:
+        blocks.append(Paragraph(f"No results for dataset(s) {', '.join(missing)} (no evaluated baseline)."))
     if "cifar10" not in study.datasets:
-        doc.add(Paragraph("CIFAR-10 was not run (`regularization.datasets` = "
-                          f"[{', '.join(study.datasets)}]): the paper's Table 2 has no counterpart here."))
+        blocks.append(Paragraph("CIFAR-10 was not run (`regularization.datasets` = "
+                                f"[{', '.join(study.datasets)}]): the paper's Table 2 has no counterpart here."))
+    return blocks
 
-    doc.add(*findings_blocks(res.findings if results is not None else None, paper.REGULARIZATION_SOURCE,
+
+SPIKE_COUNT_CAVEAT = (
+    "Caveat on the paper's spike counts: its Table 1 baselines print 326,185 spikes for the MLP and 4,600,497 "
+    "for LeNet-5, but an IF network emits at most one spike per neuron and timestep: 410 neurons x 100 steps = "
+    "41,000 per sample for the MLP, 6,518 x 100 = 651,800 for LeNet-5. They are not per-sample counts under the "
+    "stated protocol (perhaps summed over a batch or over the input spikes), so compare the relative changes "
+    "(%Spikes, %SynOps), not the absolute values.")
+
+
+def _per_architecture(res: ConversionResults, params: Params, heading: str, draw) -> list:
+    """A heading, then ``draw(dataset, arch)`` for every architecture run on every dataset."""
+    blocks: list = [Heading(heading)]
+    for dataset in res.datasets:
+        for arch in params.regularization.archs:
+            if res.points(dataset, arch):
+                blocks.append(draw(dataset, arch))
+    return blocks
+
+
+def _energy_section(res: ConversionResults, params: Params, ctx: Context) -> list:
+    blocks: list = [Heading("Energy per inference"), Paragraph(
+        "Energy of every converted SNN and of its DNN under the two energy models of docs/energy.md: "
+        "ops (Horowitz 2014: MACs and accumulates only) and lemaire (Lemaire et al. 2022: also the memory "
+        "traffic of weights, membrane potentials and spikes, and event addressing).")]
+    for dataset in res.datasets:
+        blocks.append(break_even_table(res, params, ctx, dataset))
+        for arch in params.regularization.archs:
+            if any(usable(p.get(f"energy_{m}_snn_j")) for p in res.points(dataset, arch) for m in params.energy.models):
+                blocks.append(figure_accuracy_energy(res, params, ctx, dataset, arch))
+    for dataset in res.datasets:
+        table = beyond_paper_table(res, params, ctx, dataset)
+        if table is not None:
+            blocks += [Heading(f"Beyond the paper {BEYOND_MARK}"), table]
+    return blocks
+
+
+def build(results: dict[str, Any] | None, params: Params, ctx: Context,
+          source: str = "results/conversion/results.json") -> tuple[Document, dict[str, list[dict]]]:
+    """The regularization report and its ``dvc plots`` data."""
+    res = ConversionResults(results)
+    doc = Document("Activity regularization before DNN-to-SNN conversion: this run vs the paper")
+    doc.add(*_introduction(res, params, ctx, source, results is not None))
+    doc.add(*findings_blocks(res.findings if results is not None else None, published.REGULARIZATION_SOURCE,
                              ctx.profile))
-    doc.add(Heading("Paper vs this run"), *paper_tables(res, params, ctx))
-    doc.add(Paragraph(
-        "Caveat on the paper's spike counts: its Table 1 baselines print 326,185 spikes for the MLP and 4,600,497 "
-        "for LeNet-5, but an IF network emits at most one spike per neuron and timestep: 410 neurons x 100 steps = "
-        "41,000 per sample for the MLP, 6,518 x 100 = 651,800 for LeNet-5. They are not per-sample counts under the "
-        "stated protocol (perhaps summed over a batch or over the input spikes), so compare the relative changes "
-        "(%Spikes, %SynOps), not the absolute values."))
-
+    doc.add(Heading("Paper vs this run"), *paper_tables(res, params, ctx), Paragraph(SPIKE_COUNT_CAVEAT))
     doc.add(Heading("Tables 1-2: selected models"))
     for dataset in res.datasets:
         doc.add(selection_table(res, params, ctx, dataset, 2 if dataset == "cifar10" else 1))
@@ -586,35 +613,14 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
         doc.add(auc_table(res, params, ctx, dataset))
     doc.add(Heading("Fig. 2: metrics vs lambda"))
     for dataset in res.datasets:
-        for arch in study.archs:
-            if res.points(dataset, arch):
-                doc.add(figure_sweep(res, params, ctx, dataset, arch))
-            else:
-                doc.add(Paragraph(f"{arch_label(arch)} on {dataset}: {NOT_RUN}."))
-    doc.add(Heading("Fig. 3: accuracy vs normalized SynOps"))
-    for dataset in res.datasets:
-        for arch in study.archs:
-            if res.points(dataset, arch):
-                doc.add(figure_accuracy_synops(res, params, ctx, dataset, arch))
-    doc.add(Heading("Energy per inference"))
-    doc.add(Paragraph(
-        "Energy of every converted SNN and of its DNN under the two energy models of the README's Energy section: "
-        "ops (Horowitz 2014: MACs and accumulates only) and lemaire (Lemaire et al. 2022: also the memory "
-        "traffic of weights, membrane potentials and spikes, and event addressing)."))
-    for dataset in res.datasets:
-        doc.add(break_even_table(res, params, ctx, dataset))
-        for arch in study.archs:
-            if any(usable(p.get(f"energy_{m}_snn_j")) for p in res.points(dataset, arch) for m in params.energy.models):
-                doc.add(figure_accuracy_energy(res, params, ctx, dataset, arch))
-    for dataset in res.datasets:
-        table = beyond_paper_table(res, params, ctx, dataset)
-        if table is not None:
-            doc.add(Heading(f"Beyond the paper {BEYOND_MARK}"), table)
-    doc.add(Heading("Accuracy vs timestep of the converted SNNs"))
-    for dataset in res.datasets:
-        for arch in study.archs:
-            if res.points(dataset, arch):
-                doc.add(figure_timesteps(res, params, ctx, dataset, arch))
+        for arch in params.regularization.archs:
+            doc.add(figure_sweep(res, params, ctx, dataset, arch) if res.points(dataset, arch)
+                    else Paragraph(f"{arch_label(arch)} on {dataset}: {NOT_RUN}."))
+    doc.add(*_per_architecture(res, params, "Fig. 3: accuracy vs normalized SynOps",
+                               lambda d, a: figure_accuracy_synops(res, params, ctx, d, a)))
+    doc.add(*_energy_section(res, params, ctx))
+    doc.add(*_per_architecture(res, params, "Accuracy vs timestep of the converted SNNs",
+                               lambda d, a: figure_timesteps(res, params, ctx, d, a)))
     doc.add(Heading("All points"))
     for dataset in res.datasets:
         doc.add(all_points_table(res, params, ctx, dataset))

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..artifacts import load_torch, save_torch
+from ..checkpoints import load_torch, save_torch
 
 
 def _layer_spec(module: nn.Module) -> dict | None:

@@ -17,10 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..config import Params
-from . import paper
+from ..distillation import TABLE_III_MAX_ACCURACY_LOSS, best_configuration, families, family_beyond_paper
+from ..models import label as model_label
+from ..regularizers import BEYOND_MARK
+from . import published
 from .common import Context, plural, usable
 from .document import Document, Heading, Paragraph
-from .findings import findings_blocks
+from .findings_tables import findings_blocks
 from .figures import RenderedFigure, finite, new_figure, placeholder, render
 from .tables import (
     MISSING,
@@ -34,16 +37,9 @@ from .tables import (
     fmt_pair,
 )
 
-FAMILIES = {"KD": ("mse", "soft_targets", "heterogeneous"), "LogReg": ("logits",), "ActReg": ("activation",),
-            "KD+ActReg": ("combined",), "Feature": ("feature",), "Feature+ActReg": ("feature_act",)}
-BEYOND_PAPER = ("KD+ActReg", "Feature", "Feature+ActReg")
+FAMILIES = families()
+BEYOND_PAPER = tuple(f for f in FAMILIES if family_beyond_paper(f))
 """Families the paper did not run (its Sec. VI, future work), marked \u2020 in the tables."""
-BEYOND_MARK = "\u2020"
-# Default of ``studies.distillation.best_per_method`` (a test keeps the two equal); results.json
-# may record the threshold it used as ``best_max_accuracy_loss``.
-DEFAULT_MAX_ACCURACY_LOSS = 0.01
-MODEL_LABELS = {"scnn": "SCNN", "sres8": "SRes-8", "svgg11": "SVGG-11", "vgg13": "VGG-13", "vgg16": "VGG-16",
-                "resnet15": "ResNet-15"}
 NOT_RUN = "not run"
 
 
@@ -66,8 +62,9 @@ class DistillationResults:
         self.best: dict[str, dict] = results.get("best", {})
         self.findings: list[dict] | None = results.get("findings")
         self.break_even: list[dict] = results.get("break_even", [])
+        self.baseline_spread: list[dict] = results.get("baseline_spread", [])
         loss = results.get("best_max_accuracy_loss")
-        self.max_accuracy_loss = loss if usable(loss) else DEFAULT_MAX_ACCURACY_LOSS
+        self.max_accuracy_loss = loss if usable(loss) else TABLE_III_MAX_ACCURACY_LOSS
 
     @property
     def datasets(self) -> list[str]:
@@ -88,37 +85,46 @@ class DistillationResults:
 
     def student_model(self, dataset: str) -> str:
         model = self._row_value(dataset, "model")
-        return MODEL_LABELS.get(model, model or "?")
+        return model_label(model)
 
     def timesteps(self, dataset: str):
         return self._row_value(dataset, "timesteps")
 
-    def seeds(self, dataset: str) -> int:
-        return len({r["seed"] for r in self.rows if r["dataset"] == dataset})
+    def seeds(self, dataset: str, baseline: bool = False) -> int:
+        """The seeds of the dataset's configurations (``baseline``: of its baseline)."""
+        return len({r["seed"] for r in self.rows if r["dataset"] == dataset
+                    and (r["method"] == "baseline") == baseline})
+
+    def spread(self, dataset: str, key: str) -> float | None:
+        """The baseline's seed spread of ``accuracy`` or ``spikerate`` (relative std), or None."""
+        return next((s.get(key) for s in self.baseline_spread if s["dataset"] == dataset), None)
 
     def best_of(self, dataset: str, family: str) -> dict | None:
         """Table III's choice: from ``best`` in results.json, else by the same rule here."""
         if dataset in self.best:
             return self.best[dataset].get(family)
-        return lowest_spikerate(self.configs(dataset, FAMILIES[family]), self.max_accuracy_loss)
-
-
-def lowest_spikerate(configs: list[dict], max_accuracy_loss: float) -> dict | None:
-    """The configuration with the lowest mean spikerate delta among those that lower the
-    spikerate with a mean accuracy delta of at least ``-max_accuracy_loss`` and are not at chance
-    (the rule of Table III, :func:`lowspike.studies.distillation.best_per_method`)."""
-    from ..studies.findings import at_chance
-
-    eligible = [c for c in configs if usable(c.get("delta_accuracy_mean")) and usable(c.get("delta_spikerate_mean"))
-                and c["delta_accuracy_mean"] >= -max_accuracy_loss and c["delta_spikerate_mean"] < 0
-                and not at_chance(c.get("accuracy_mean"), c.get("num_classes"), c.get("total_spikes_mean"))]
-    return min(eligible, key=lambda c: c["delta_spikerate_mean"]) if eligible else None
+        return best_configuration(self.configs(dataset, FAMILIES[family]), self.max_accuracy_loss)
 
 
 def _setting(res: DistillationResults, ctx: Context, dataset: str) -> str:
-    seeds = res.seeds(dataset)
-    averaged = "mean ± std over seeds" if seeds > 1 else "no averaging"
-    return f"dataset {dataset}, profile {ctx.profile}, {plural(seeds, 'seed')}, {averaged}"
+    seeds, baseline_seeds = res.seeds(dataset), res.seeds(dataset, baseline=True)
+    averaged = "mean ± std over seeds" if max(seeds, baseline_seeds) > 1 else "no averaging"
+    return (f"dataset {dataset}, profile {ctx.profile}, baseline {plural(baseline_seeds, 'seed')}, configurations "
+            f"{plural(seeds, 'seed')}, {averaged}")
+
+
+def _ci(config: dict | None, key: str) -> str:
+    """``[-1.2, +0.4]%``: the 95% paired bootstrap interval of a relative delta, or nothing."""
+    interval = (config or {}).get(f"{key}_ci")
+    if not interval:
+        return ""
+    return f" [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]%"
+
+
+INTERVALS_NOTE = ("[a, b]: 95% paired bootstrap interval of the delta over the test samples, each seed against the "
+                  "baseline of its seed (docs/statistics.md); the baseline's own seed spread is its ± in Table II. "
+                  "The selection is the paper's rule on the point estimates, which flatters the best of a grid (a "
+                  "pick's interval, not its point estimate, says how sure it is).")
 
 
 def _ms(config: dict | None, key: str, formatter) -> str:
@@ -128,9 +134,14 @@ def _ms(config: dict | None, key: str, formatter) -> str:
 
 
 def _diverged_note(config: dict | None) -> str:
+    """``(1/3 diverged)``, and for a configuration some of whose seeds' baselines diverged (those
+    seeds have no delta) ``(baseline diverged for 1/3 seeds)``."""
+    notes = []
     if config and config.get("diverged"):
-        return f" ({config['diverged']}/{config.get('seeds', '?')} diverged)"
-    return ""
+        notes.append(f"{config['diverged']}/{config.get('seeds', '?')} diverged")
+    if config and config.get("baseline_diverged") and config.get("method") != "baseline":
+        notes.append(f"baseline diverged for {config['baseline_diverged']}/{config.get('seeds', '?')} seeds")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def describe_setting(config: dict) -> str:
@@ -151,7 +162,7 @@ def table_baselines(res: DistillationResults, ctx: Context) -> Table:
     for dataset in res.datasets:
         teacher = res.teacher(dataset)
         if teacher:
-            name = MODEL_LABELS.get(teacher.get("model"), teacher.get("model", "?"))
+            name = model_label(teacher.get("model"))
             rows.append([dataset, f"Teacher ({name})" + ("" if teacher.get("status") == "ok" else
                                                           f" ({teacher.get('status')})"),
                          fmt_count(teacher.get("parameters")), _acc(teacher.get("accuracy")),
@@ -169,7 +180,8 @@ def table_baselines(res: DistillationResults, ctx: Context) -> Table:
     settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
     caption = (f"Table II: Teachers (FNN) and baseline students ({settings}). Total spikes per test sample over T "
                f"timesteps; spikerate (Eq. 12) = spikes per neuron per inference, in [0, T]; per timestep = "
-               f"spikerate / T, the paper's convention in its Table II.")
+               f"spikerate / T, the paper's convention in its Table II. The baseline's ± (std over its seeds) is the "
+               f"training noise a finding's margin must exceed.")
     return Table("table2", caption, ["Dataset", "Model", "Params", "Accuracy", "Total spikes", "Spikerate [0, T]",
                                      "Spikerate per timestep"], rows)
 
@@ -202,8 +214,9 @@ def table_best(res: DistillationResults, ctx: Context, models: list[str] | None 
                 rows.append([dataset, label, reason, arch, MISSING, MISSING] + [MISSING for _ in models])
                 continue
             rows.append([dataset, label, f"{best['run']} ({describe_setting(best)})" + _diverged_note(best), arch,
-                         fmt_pair(_ms(best, "accuracy", _acc), _ms(best, "delta_accuracy", _pct)),
-                         fmt_pair(_ms(best, "total_spikes", fmt_count), _ms(best, "delta_spikerate", _pct))]
+                         fmt_pair(_ms(best, "accuracy", _acc), _ms(best, "delta_accuracy", _pct) + _ci(best, "delta_accuracy")),
+                         fmt_pair(_ms(best, "total_spikes", fmt_count),
+                                  _ms(best, "delta_spikerate", _pct) + _ci(best, "delta_spikerate"))]
                         + [_energy_cell(best, m, False) for m in models])
     settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
     caption = (f"Table III: Per family the configuration with the lowest spikerate delta that lowers the "
@@ -212,7 +225,8 @@ def table_best(res: DistillationResults, ctx: Context, models: list[str] | None 
                f"= MSE, soft targets or heterogeneous temperatures. {BEYOND_MARK} beyond the paper (its Sec. VI): "
                f"KD+ActReg = heterogeneous KD with activation regularization; Feature = FitNets hints from the "
                f"teacher's feature maps to the student's spike rates; Feature+ActReg = hints with activation "
-               f"regularization. Energy: per inference under each energy model (README, Energy), / its delta.")
+               f"regularization. Energy: per inference under each energy model (docs/energy.md), / its delta. "
+               f"{INTERVALS_NOTE}")
     return Table("table3", caption, ["Dataset", "Method", "Run", "Arch./Params/T", "Acc / delta acc",
                                      "Tot. spikes / delta Sr"] + [f"Energy {m} / delta" for m in models], rows)
 
@@ -237,7 +251,7 @@ def table_energy(res: DistillationResults, ctx: Context, models: list[str]) -> T
                            if r in entries and usable(entries[r].get("break_even_spikerate"))
                            else ("none" if r in entries else MISSING) for r in ("dnn_dense", "teacher_dense")])
     settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
-    caption = (f"Energy per inference ({settings}) under each energy model (README, Energy): the FNN teacher, the "
+    caption = (f"Energy per inference ({settings}) under each energy model (docs/energy.md): the FNN teacher, the "
                f"baseline student (SNN) and the same layers as a non-spiking network (ReLU, dense MACs). Break-even: "
                f"the spikerate (Eq. 12, in [0, T]) at which the student would cost as much as that network or as the "
                f"teacher, its energy assumed affine in its spikes; none: even a silent student costs more.")
@@ -281,32 +295,34 @@ def table_configurations(res: DistillationResults, ctx: Context) -> Table:
         for c in res.configs(dataset):
             rows.append([dataset, c["run"], c["method"], str(c.get("seeds", "?")), str(c.get("diverged", 0)),
                          _ms(c, "accuracy", _acc), _ms(c, "total_spikes", fmt_count), _ms(c, "spikerate", fmt_number),
-                         _ms(c, "delta_accuracy", _pct), _ms(c, "delta_spikerate", _pct)])
+                         _ms(c, "delta_accuracy", _pct) + _ci(c, "delta_accuracy"),
+                         _ms(c, "delta_spikerate", _pct) + _ci(c, "delta_spikerate")])
     settings = "; ".join(_setting(res, ctx, d) for d in res.datasets) or f"profile {ctx.profile}"
     caption = (f"Every configuration ({settings}); deltas relative to the same-seed baseline (Eqs. 11, 13); n/a "
-               f"where the baseline is silent (no spike, so no relative delta) or no seed has a value.")
+               f"where the baseline is silent (no spike, so no relative delta) or no seed has a value. "
+               f"{INTERVALS_NOTE}")
     return Table("configurations", caption, ["Dataset", "Run", "Method", "Seeds", "Diverged", "Accuracy",
                                              "Total spikes", "Spikerate", "delta acc", "delta Sr"], rows)
 
 
 def paper_table(res: DistillationResults, ctx: Context, params: Params | None = None) -> Table:
     """The paper's Tables II-III beside this run, per paper dataset (MNIST, GSC, CIFAR-10)."""
-    datasets = [(paper.PAPER_DATASET.get(d, d), d) for d in res.datasets]
-    for p in paper.DISTILLATION_BASELINES:
+    datasets = [(published.PAPER_DATASET.get(d, d), d) for d in res.datasets]
+    for p in published.DISTILLATION_BASELINES:
         if p not in {x for x, _ in datasets}:
             datasets.append((p, None))
     rows = []
     for paper_dataset, dataset in datasets:
-        ours_label = paper.dataset_label(dataset, params) if params is not None else (dataset or NOT_RUN)
-        label = f"{paper.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)} / {ours_label}"
-        pub = paper.DISTILLATION_BASELINES.get(paper_dataset)
+        ours_label = published.dataset_label(dataset, params) if params is not None else (dataset or NOT_RUN)
+        label = f"{published.PAPER_DATASET_LABEL.get(paper_dataset, paper_dataset)} / {ours_label}"
+        pub = published.DISTILLATION_BASELINES.get(paper_dataset)
         teacher = res.teacher(dataset) if dataset else None
         base = res.baseline(dataset) if dataset else None
         ours_arch = (f"{res.student_model(dataset)}/{fmt_count(base.get('parameters'))}/{res.timesteps(dataset)}"
                      if base else NOT_RUN)
         if pub:
             rows.append([label, "Teacher", f"{pub['teacher']}/{fmt_count(pub['teacher_parameters'])}",
-                         (f"{MODEL_LABELS.get(teacher.get('model'), teacher.get('model'))}/"
+                         (f"{model_label(teacher.get('model'))}/"
                           f"{fmt_count(teacher.get('parameters'))}") if teacher else NOT_RUN,
                          _acc(pub["teacher_accuracy"]), _acc(teacher.get("accuracy")) if teacher else NOT_RUN,
                          "n/a (FNN)", "n/a (FNN)", "n/a (FNN)", "n/a (FNN)"])
@@ -316,7 +332,7 @@ def paper_table(res: DistillationResults, ctx: Context, params: Params | None = 
                          fmt_number(pub["spikerate_per_timestep"], 2),
                          _ms(base, "spikerate_per_timestep", fmt_number) if base else NOT_RUN])
         for family in ("KD", "LogReg", "ActReg"):
-            pub_best = paper.DISTILLATION_BEST.get(paper_dataset, {}).get(family)
+            pub_best = published.DISTILLATION_BEST.get(paper_dataset, {}).get(family)
             mine = res.best_of(dataset, family) if dataset else None
             if mine is not None:
                 ours_acc = fmt_pair(_ms(mine, "accuracy", _acc), _ms(mine, "delta_accuracy", _pct))
@@ -333,9 +349,9 @@ def paper_table(res: DistillationResults, ctx: Context, params: Params | None = 
             else:
                 pub_acc = pub_spk = "not in paper"
             rows.append([label, f"{family} (this run: {ours_run})",
-                         paper.DISTILLATION_BEST_ARCH.get(paper_dataset, "not in paper"), ours_arch,
+                         published.DISTILLATION_BEST_ARCH.get(paper_dataset, "not in paper"), ours_arch,
                          pub_acc, ours_acc, pub_spk, ours_spk, "not in paper", ours_rate])
-    caption = (f"Paper vs this run ({paper.DISTILLATION_SOURCE}, Tables II-III): the paper's MNIST, GSC and "
+    caption = (f"Paper vs this run ({published.DISTILLATION_SOURCE}, Tables II-III): the paper's MNIST, GSC and "
                f"CIFAR-10 beside this run's dataset standing in for each (profile {ctx.profile}; "
                + "; ".join(_setting(res, ctx, d) for d in res.datasets)
                + "; the paper averages three runs). Spikerate per timestep = Eq. 12 / T. Deltas: Eqs. 11, 13.")
@@ -347,76 +363,85 @@ def paper_table(res: DistillationResults, ctx: Context, params: Params | None = 
 # ------------------------------------------------------------------------------------ figures
 
 
-def _delta_series(configs: list[dict], key: str, x_key: str) -> tuple[list[float], list[float], list[float]]:
+def _errors(configs: list[dict], key: str) -> tuple[list[float], np.ndarray]:
+    """Point estimates (%) of a delta and their error bars ``[2, n]``: the 95% bootstrap
+    interval where the aggregate has one, else the std over seeds."""
+    means = [100 * v for v in finite(c.get(f"{key}_mean") for c in configs)]
+    low, high = [], []
+    for mean, c in zip(means, configs):
+        interval = c.get(f"{key}_ci")
+        if interval and np.isfinite(mean):
+            low.append(max(mean - 100 * interval[0], 0.0))
+            high.append(max(100 * interval[1] - mean, 0.0))
+        else:
+            std = c.get(f"{key}_std")
+            low.append(100 * std if usable(std) else 0.0)
+            high.append(100 * std if usable(std) else 0.0)
+    return means, np.array([low, high])
+
+
+def _spread_band(ax, res: DistillationResults, dataset: str, key: str) -> None:
+    """A grey band of +-1 seed spread of the baseline around 0 (the training noise)."""
+    spread = res.spread(dataset, {"delta_accuracy": "accuracy", "delta_spikerate": "spikerate"}[key])
+    if usable(spread) and spread:
+        ax.axhspan(-100 * spread, 100 * spread, color="grey", alpha=0.15, linewidth=0)
+
+
+def _delta_panels(axes, res: DistillationResults, dataset: str, configs: list[dict], x_key: str, label: str) -> None:
+    """Accuracy delta (first axis) and spikerate delta (second) against a setting, one curve."""
     ordered = sorted(configs, key=lambda c: c["setting"][x_key])
     xs = [c["setting"][x_key] for c in ordered]
-    means = [100 * v for v in finite(c.get(f"{key}_mean") for c in ordered)]
-    stds = [100 * v for v in finite(c.get(f"{key}_std") or 0.0 for c in ordered)]
-    return xs, means, stds
+    for ax, key in zip(axes, ("delta_accuracy", "delta_spikerate")):
+        means, errors = _errors(ordered, key)
+        ax.errorbar(xs, means, yerr=errors, marker="o", markersize=3, capsize=2, label=label)
+        _spread_band(ax, res, dataset, key)
+
+
+def _label_axes(axes, x_label: str, log_x: bool = False) -> None:
+    for ax, label in zip(axes, ("accuracy delta (%, Eq. 11)", "spikerate delta (%, Eq. 13)")):
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(label)
+        if log_x:
+            ax.set_xscale("log", base=2)
+        ax.legend(fontsize=7)
+
+
+CURVE_NOTE = ("error bars: 95% paired bootstrap intervals over the test samples; grey band: +-1 std of the "
+              "baseline over its seeds (the training noise)")
 
 
 def figure_kd_sweep(res: DistillationResults, ctx: Context, method: str, x_key: str, number: int,
                     title: str) -> RenderedFigure | None:
-    """Figs. 2 and 3: accuracy delta (left) and spikerate delta (right) vs alpha or tau, one line
-    per dataset, error bars = std over seeds."""
+    """Figs. 2 and 3: accuracy delta (left) and spikerate delta (right) vs alpha or tau, one curve
+    per dataset, with intervals (:func:`_errors`) and the baseline's seed spread."""
     if not any(res.configs(d, (method,)) for d in res.datasets):
         return None
     fig, axes = new_figure(1, 2, width=8.0, height=3.2)
     for dataset in res.datasets:
         configs = res.configs(dataset, (method,))
-        if not configs:
-            continue
-        for ax, key in zip(axes, ("delta_accuracy", "delta_spikerate")):
-            xs, means, stds = _delta_series(configs, key, x_key)
-            ax.errorbar(xs, means, yerr=stds, marker="o", markersize=3, capsize=2, label=dataset)
-    for ax, label in zip(axes, ("accuracy delta (%, Eq. 11)", "spikerate delta (%, Eq. 13)")):
-        ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel(x_key)
-        ax.set_ylabel(label)
-        ax.legend()
+        if configs:
+            _delta_panels(axes, res, dataset, configs, x_key, dataset)
+    _label_axes(axes, x_key, log_x=x_key == "tau")
     settings = "; ".join(_setting(res, ctx, d) for d in res.datasets if res.configs(d, (method,)))
     caption = (f"Fig. {number}: {title} (left: accuracy delta, right: spikerate delta vs the baseline; {settings}; "
-               f"error bars: std over seeds).")
+               f"{CURVE_NOTE}).")
     return render(fig, f"distillation_fig{number}_{method}", caption, list(ctx.formats), ctx.dpi)
 
 
-def _grid(configs: list[dict], key: str) -> tuple[list[float], list[float], np.ndarray]:
-    tau_s = sorted({c["setting"]["tau_s"] for c in configs})
-    tau_t = sorted({c["setting"]["tau_t"] for c in configs})
-    grid = np.full((len(tau_s), len(tau_t)), np.nan)
-    for c in configs:
-        value = c.get(f"{key}_mean")
-        if usable(value):
-            grid[tau_s.index(c["setting"]["tau_s"]), tau_t.index(c["setting"]["tau_t"])] = 100 * value
-    return tau_s, tau_t, grid
-
-
 def figure_heterogeneous(res: DistillationResults, ctx: Context, dataset: str) -> RenderedFigure | None:
-    """Figs. 5-6: heat maps over tau_s (rows) x tau_t (columns) of both deltas, values annotated."""
+    """Figs. 5-6: both deltas against tau_t, one curve per tau_s, with intervals."""
     configs = res.configs(dataset, ("heterogeneous",))
     if not configs:
         return None
     fig, axes = new_figure(1, 2, width=8.0, height=3.4)
-    for ax, key, title in zip(axes, ("delta_accuracy", "delta_spikerate"),
-                              ("accuracy delta (%)", "spikerate delta (%)")):
-        tau_s, tau_t, grid = _grid(configs, key)
-        bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
-        bound = bound or 1.0
-        image = ax.imshow(np.ma.masked_invalid(grid), cmap="coolwarm", vmin=-bound, vmax=bound, origin="lower",
-                          aspect="auto")
-        for i in range(grid.shape[0]):
-            for j in range(grid.shape[1]):
-                text = f"{grid[i, j]:+.2f}" if np.isfinite(grid[i, j]) else MISSING
-                ax.text(j, i, text, ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(len(tau_t)), [f"{v:g}" for v in tau_t])
-        ax.set_yticks(range(len(tau_s)), [f"{v:g}" for v in tau_s])
-        ax.set_xlabel("teacher temperature tau_t")
-        ax.set_ylabel("student temperature tau_s")
-        ax.set_title(title)
-        ax.grid(False)
-        fig.colorbar(image, ax=ax)
+    for tau_s in sorted({c["setting"]["tau_s"] for c in configs}):
+        _delta_panels(axes, res, dataset, [c for c in configs if c["setting"]["tau_s"] == tau_s], "tau_t",
+                      f"tau_s = {tau_s:g}")
+    _label_axes(axes, "teacher temperature tau_t", log_x=True)
     caption = (f"Figs. 5-6: Heterogeneous-temperature KD (Eq. 5) on {dataset}: accuracy delta (left) and "
-               f"spikerate delta (right) vs the baseline over tau_s x tau_t ({_setting(res, ctx, dataset)}).")
+               f"spikerate delta (right) vs the baseline against tau_t, one curve per tau_s "
+               f"({_setting(res, ctx, dataset)}; {CURVE_NOTE}).")
     return render(fig, f"distillation_fig5_heterogeneous_{dataset}", caption, list(ctx.formats), ctx.dpi)
 
 
@@ -425,7 +450,7 @@ def figure_per_layer(res: DistillationResults, ctx: Context, dataset: str) -> Re
     regularization (the Table III rule within each)."""
     chosen = []
     for label, methods in (("HET KD", ("heterogeneous",)), ("LogReg", ("logits",)), ("ActReg", ("activation",))):
-        best = lowest_spikerate(res.configs(dataset, methods), res.max_accuracy_loss)
+        best = best_configuration(res.configs(dataset, methods), res.max_accuracy_loss)
         if best and best.get("delta_spikerate_per_layer_mean"):
             chosen.append((f"{label}: {best['run']}", best["delta_spikerate_per_layer_mean"]))
     if not chosen:
@@ -461,9 +486,10 @@ def figure_regularization(res: DistillationResults, ctx: Context, dataset: str) 
         norms = list(dict.fromkeys(c["setting"]["norm"] for c in configs))
         for norm in norms:
             series = sorted((c for c in configs if c["setting"]["norm"] == norm), key=lambda c: c["setting"]["lam"])
-            xs = [100 * v for v in finite(c.get("delta_spikerate_mean") for c in series)]
-            ys = [100 * v for v in finite(c.get("delta_accuracy_mean") for c in series)]
-            ax.plot(xs, ys, marker="o", markersize=3, label={"l2sq": "l2 squared"}.get(norm, norm))
+            xs, x_errors = _errors(series, "delta_spikerate")
+            ys, y_errors = _errors(series, "delta_accuracy")
+            ax.errorbar(xs, ys, xerr=x_errors, yerr=y_errors, marker="o", markersize=3, capsize=2, elinewidth=0.7,
+                        label={"l2sq": "l2 squared"}.get(norm, norm))
             for x, y, c in zip(xs, ys, series):
                 if np.isfinite(x) and np.isfinite(y):
                     ax.annotate(fmt_lambda(c["setting"]["lam"]), (x, y), fontsize=6, xytext=(3, 3),
@@ -471,12 +497,16 @@ def figure_regularization(res: DistillationResults, ctx: Context, dataset: str) 
         ax.set_title(title)
         ax.set_xlabel("spikerate delta (%)")
         ax.set_ylabel("accuracy delta (%)")
+        _spread_band(ax, res, dataset, "delta_accuracy")
+        ax.axhline(0.0, color="black", linewidth=0.8)
         if norms:
             ax.legend()
         else:
             placeholder(ax, NOT_RUN)
     caption = (f"Fig. 7: Logits (left) and activation (right) regularization on {dataset}: accuracy delta vs "
-               f"spikerate delta, each point a lambda (labelled) ({_setting(res, ctx, dataset)}).")
+               f"spikerate delta, each point a lambda (labelled) ({_setting(res, ctx, dataset)}; error bars: 95% "
+               f"paired bootstrap intervals of both deltas; grey band: +-1 std of the baseline's accuracy over its "
+               f"seeds).")
     return render(fig, f"distillation_fig7_regularization_{dataset}", caption, list(ctx.formats), ctx.dpi)
 
 
@@ -528,7 +558,7 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
     study = params.distillation
     doc = Document("Distillation and regularization of directly trained SNNs: this run vs the paper")
     doc.add(Paragraph(
-        f"Reproduction of {paper.DISTILLATION_SOURCE} from `{source}`. Profile `{ctx.profile}`; datasets "
+        f"Reproduction of {published.DISTILLATION_SOURCE} from `{source}`. Profile `{ctx.profile}`; datasets "
         f"{', '.join(study.datasets)}; seeds {', '.join(str(s) for s in study.seeds)}; KD weight alpha = "
         f"{study.alpha:g} (Eq. 1); surrogate {study.surrogate}; {plural(len(res.rows), 'student')}, "
         f"{plural(len(res.teachers), 'teacher')}; "
@@ -539,14 +569,14 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
     missing = [d for d in study.datasets if d not in res.datasets]
     if results is not None and missing:
         doc.add(Paragraph(f"No results for dataset(s) {', '.join(missing)}."))
-    not_run = [paper.PAPER_DATASET_LABEL[p] for p in paper.DISTILLATION_BASELINES
-               if p not in {paper.PAPER_DATASET.get(d) for d in res.datasets}]
+    not_run = [published.PAPER_DATASET_LABEL[p] for p in published.DISTILLATION_BASELINES
+               if p not in {published.PAPER_DATASET.get(d) for d in res.datasets}]
     if not_run:
         doc.add(Paragraph(f"Not run here: {', '.join(not_run)} (no dataset of `distillation.datasets` stands in "
                           f"for it); their rows of the paper's tables are shown without a counterpart."))
 
     models = list(params.energy.models)
-    doc.add(*findings_blocks(res.findings if results is not None else None, paper.DISTILLATION_SOURCE,
+    doc.add(*findings_blocks(res.findings if results is not None else None, published.DISTILLATION_SOURCE,
                              ctx.profile))
     doc.add(Heading("Paper vs this run"), paper_table(res, ctx, params))
     doc.add(Heading("Table II: teachers and baselines"), table_baselines(res, ctx))

@@ -13,6 +13,8 @@ and 13 as fractions (-0.4356 for the printed -43.56%).
 
 from __future__ import annotations
 
+from ..data import DATASETS
+
 REGULARIZATION_SOURCE = "Narduzzi et al., ICASSP 2022"
 DISTILLATION_SOURCE = "Louis et al."
 
@@ -64,7 +66,6 @@ REGULARIZATION_AUC: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
     ("mnist", "mlp"): {"l2": (0.965, 0.965), "l1": (0.973, 0.973), "lp0.5": (0.974, 0.975),
                        "lp0.01": (0.936, 0.970), "hoyer": (0.922, 0.928), "hoyer_square": (0.936, 0.939)},
 }
-REGULARIZATION_TABLES = {"mnist": "Tables 1 and 3", "cifar10": "Table 2"}
 
 # Table II of the distillation paper. Spikerate: per neuron per timestep (see module docstring).
 DISTILLATION_BASELINES: dict[str, dict[str, object]] = {
@@ -102,9 +103,8 @@ DISTILLATION_BEST: dict[str, dict[str, dict[str, float]]] = {
 
 DISTILLATION_BEST_ARCH = {"mnist": "CNN/42k/10", "gsc": "Res-8/41k/4", "cifar10": "VGG11/10M/4"}  # Table III
 
-# Which of the papers' datasets a dataset of this project stands in for.
-PAPER_DATASET = {"mnist": "mnist", "mnist5k": "mnist", "digits": "mnist", "cifar10": "cifar10",
-                 "gsc": "gsc", "spoken-commands": "gsc"}
+# Which of the papers' datasets a dataset of this project stands in for (lowspike.data.DATASETS).
+PAPER_DATASET = {name: spec.stands_in_for for name, spec in DATASETS.items()}
 PAPER_DATASET_LABEL = {"mnist": "MNIST", "cifar10": "CIFAR-10", "gsc": "GSC"}
 
 
@@ -121,7 +121,8 @@ def dataset_label(dataset: str | None, params) -> str:
     if dataset == "digits":
         return "digits (stand-in: scikit-learn's 1,797 digits of 1x8x8 pixels)"
     if dataset == "spoken-commands":
-        words = data.spoken_commands.words
-        return (f"spoken-commands (stand-in: {len(words)} words x {data.spoken_commands.clips_per_word} clips "
-                f"synthesized with eSpeak NG, MFCC {data.mfcc.n_mfcc} coefficients)")
+        cfg = data.spoken_commands
+        return (f"spoken-commands (stand-in: {len(cfg.words)} words x {cfg.clips_per_word} training and validation "
+                f"clips and {cfg.test_clips_per_word} test clips synthesized with eSpeak NG, MFCC "
+                f"{data.mfcc.n_mfcc} coefficients)")
     return dataset
