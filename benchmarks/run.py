@@ -730,10 +730,11 @@ STUDENT_KINDS = {
 def _student_workspace(tree: Path, work: Path, quick: bool) -> Path:
     """``work`` holding ``tree``'s params.yaml (tracking off; with ``quick``, one epoch for every
     training) and that version's prepared datasets and mnist5k teacher."""
-    import yaml
+    from ruamel.yaml import YAML  # YAML 1.2 as DVC reads params: the keyword "yes" stays a word
 
+    yaml = YAML()
     work.mkdir(parents=True)
-    params = yaml.safe_load((tree / "params.yaml").read_text())
+    params = yaml.load((tree / "params.yaml").read_text())
     params["tracking"]["enabled"] = False
     setups = params["distillation"]["setups"]
     for dataset in ("mnist5k", "spoken-commands"):
@@ -742,7 +743,8 @@ def _student_workspace(tree: Path, work: Path, quick: bool) -> Path:
                 setups[dataset][train].update(max_epochs=1, patience=1)
                 setups[dataset][train].pop("t_max", None)
                 setups[dataset][train].pop("scheduler", None)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with open(work / "params.yaml", "w") as handle:
+        yaml.dump(params, handle)
     if (tree / "profiles").exists():
         import shutil
 
