@@ -135,3 +135,19 @@ def test_speech_longer_than_the_limit_is_sped_up_not_cut():
     clip, _ = _synthesize(long_text, rng, noise_level=0.0)
     spoken = np.flatnonzero(clip)
     assert sc.MAX_SPEECH_SAMPLES - 40 <= spoken[-1] - spoken[0] + 1 <= sc.MAX_SPEECH_SAMPLES
+
+
+def test_a_long_utterance_is_sped_up_on_the_rate_grid_with_little_memory():
+    import resource
+
+    rng = np.random.default_rng(0)
+    # 19,846 samples at 22,050 Hz fit 14,401 at 16 kHz, one over the limit: the exact speed-up rate
+    # is 15,998 Hz, whose gcd with 22,050 is 2 (torchaudio's kernel took 1.4 GB for it)
+    raw = (rng.standard_normal(19846) * 8000).astype(np.int16)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    clip = sc.finish_clip(raw, np.random.default_rng(1), 0.0)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert clip.shape == (16000,) and clip.dtype == np.int16
+    speech = np.flatnonzero(clip)
+    assert speech[-1] - speech[0] + 1 <= sc.MAX_SPEECH_SAMPLES
+    assert grown_mib < 200  # an arbitrary target rate (gcd 1 with 22,050 Hz) took several GB here

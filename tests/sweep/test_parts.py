@@ -82,6 +82,17 @@ def test_dvc_plans_the_stages_in_its_order_and_marks_downstream_of_a_stale_stage
     assert "data/prepared/digits" in convert.deps and convert.outs == ("runs/snn/digits/mlp",)
 
 
+def test_an_edited_code_dep_is_never_restored_from_the_outs_of_the_old_code(fresh_repo):
+    done = dvc(fresh_repo, "repro", "prepare@digits")
+    assert done.returncode == 0, done.stderr[-2000:]
+    module = fresh_repo / "src" / "lowspike" / "data" / "digits.py"
+    module.write_text(module.read_text() + "\n# edited\n")
+    pipeline = plan(fresh_repo, ["prepare@digits"])
+    assert pipeline.restored == [] and pipeline.stale["prepare@digits"] == "changed"
+    module.write_text(module.read_text().removesuffix("\n# edited\n"))
+    assert plan(fresh_repo, ["prepare@digits"]).stale == {}  # the deps as locked again: up to date
+
+
 def test_dry_prints_what_would_run_with_its_resources_and_starts_nothing(fresh_repo):
     out = io.StringIO()
     report = run_sweep(SweepOptions(root=fresh_repo, targets=(TARGET,), dry=True), stream=out)

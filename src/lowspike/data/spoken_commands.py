@@ -128,8 +128,9 @@ PITCH_RANGE = (15, 85)  # eSpeak's 0-99 scale
 PITCH_SPREAD = (20, 90)
 PEAK_RANGE = (0.25, 0.9)
 MAX_SPEECH_SAMPLES = 14400  # 0.9 s at 16 kHz
+RATE_GRID = 50  # Hz: the speed-up rates' grid (gcd with ESPEAK_RATE >= 50)
 SILENCE_THRESHOLD = 200  # int16
-FORMAT_VERSION = 3  # 3: a test split of its own (test_clips_per_word)
+FORMAT_VERSION = 4  # 3: a test split of its own (test_clips_per_word); 4: speed-up rates on a 50 Hz grid
 
 
 def trim_silence(samples: np.ndarray, threshold: int = SILENCE_THRESHOLD) -> np.ndarray:
@@ -152,13 +153,16 @@ def finish_clip(raw: np.ndarray, rng: np.random.Generator, noise_level: float) -
 
     ``clip = peak * s / max|s|`` placed at a uniform offset, plus ``noise_level * N(0, 1)``,
     rounded to int16 (``* 32767``, saturated), where ``s`` is the trimmed speech resampled to
-    16 kHz and, beyond ``MAX_SPEECH_SAMPLES``, resampled further to that length.
+    16 kHz and, when that is longer than ``MAX_SPEECH_SAMPLES``, to the rate on the 50 Hz grid
+    just below ``16 kHz x MAX_SPEECH_SAMPLES / length`` (sped up to fit). The grid keeps the
+    rates' common divisor with 22,050 Hz at 50 or more: torchaudio's resampling kernel has
+    ``rate / gcd`` rows, and an arbitrary rate (gcd 1) made it several GB.
     """
     speech = torch.from_numpy(trim_silence(raw).astype(np.float32) / 32768.0)
     target_rate = gsc.SAMPLE_RATE
     fitted_length = round(speech.shape[0] * gsc.SAMPLE_RATE / ESPEAK_RATE)
     if fitted_length > MAX_SPEECH_SAMPLES:
-        target_rate = int(gsc.SAMPLE_RATE * MAX_SPEECH_SAMPLES / fitted_length)
+        target_rate = int(gsc.SAMPLE_RATE * MAX_SPEECH_SAMPLES / fitted_length) // RATE_GRID * RATE_GRID
     speech = torchaudio.functional.resample(speech, ESPEAK_RATE, target_rate).numpy()[:MAX_SPEECH_SAMPLES]
     peak = float(np.abs(speech).max()) or 1.0
     speech = speech / peak * rng.uniform(*PEAK_RANGE)

@@ -145,20 +145,32 @@ def open_repo(root: str | Path):
 
 def _restore_from_cache(repo, stage) -> bool:
     """Check the stage's outs out of DVC's cache instead of running it, as ``dvc repro`` does
-    (``dvc.stage.run.run_stage``): when dvc.lock's outs for the current deps are cached, or the
-    run cache has an entry for them. Returns whether it did."""
+    (``dvc.stage.cache.StageCache.restore``): when the deps are those dvc.lock records and its
+    outs are cached, or the run cache has an entry for the deps as they are now. The deps are
+    compared with dvc.lock before they are hashed anew (hashing them first would make any edited
+    dep look "as locked" and restore the outs of the old code). Returns whether it did."""
     from dvc.dependency.base import DependencyDoesNotExistError
     from dvc.stage.cache import RunCacheNotFoundError
+    from dvc.stage.serialize import to_single_stage_lockfile
 
     if not stage.cmd or stage.frozen:
         return False
     try:
-        stage.save_deps()
-        repo.stage_cache.restore(stage, dry=True)
+        deps_as_locked = stage.deps_cached()  # before save_deps, which makes every dep "as locked"
+        if not stage.changed_stage() and deps_as_locked and all(bool(out.hash_info) for out in stage.outs):
+            entry = to_single_stage_lockfile(stage)  # the deps did not change: dvc.lock's outs
+        else:
+            stage.save_deps()  # the run cache is keyed by the deps as they are now
+            entry = repo.stage_cache._load(stage)
     except (RunCacheNotFoundError, DependencyDoesNotExistError):
         return False
+    if not entry:
+        return False
+    cached = repo.stage_cache._create_stage(entry, wdir=stage.wdir)
+    if not cached.outs_cached():
+        return False
     stage.remove_outs(ignore_remove=False, force=False)
-    repo.stage_cache.restore(stage)
+    cached.checkout()
     record_stage(stage)
     return True
 
