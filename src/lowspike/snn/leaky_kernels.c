@@ -58,23 +58,25 @@ static inline float derivative(int surrogate, float x, float scale, float half_a
     return x < 0.0f ? half_alpha : -half_alpha;
 }
 
+/* One step of the membrane, as the eager loop of lowspike.snn.leaky computes it:
+ * U_0 = I_0; U_t = beta U_{t-1} + I_t - theta S_{t-1} (the multiplications by 1 skipped, so the
+ * rounding is the eager path's). */
+static inline float membrane_step(int64_t t, float previous, float drive, float spike, float beta, float threshold) {
+    if (t == 0) return drive;
+    float v = beta == 1.0f ? previous + drive : previous * beta + drive;
+    return threshold == 1.0f ? v - spike : v - spike * threshold;
+}
+
 /* spikes[t * n + i]; membrane (may be NULL) likewise. */
 void lowspike_integrate(const void *current, int bf16, int64_t steps, int64_t n, int64_t begin, int64_t end,
                         int is_static, float beta, float threshold, float *spikes, float *membrane) {
     for (int64_t start = begin; start < end; start += BLOCK) {
         int64_t width = end - start < BLOCK ? end - start : BLOCK;
-        float u[BLOCK], s[BLOCK];
+        float u[BLOCK] = {0}, s[BLOCK] = {0};  /* read only from t = 1 on */
         for (int64_t t = 0; t < steps; t++) {
             int64_t row = is_static ? 0 : t * n;
             for (int64_t j = 0; j < width; j++) {
-                float drive = current_at(current, bf16, row + start + j);
-                float v;
-                if (t == 0) {
-                    v = drive;
-                } else {
-                    v = beta == 1.0f ? u[j] + drive : u[j] * beta + drive;
-                    v = threshold == 1.0f ? v - s[j] : v - s[j] * threshold;
-                }
+                float v = membrane_step(t, u[j], current_at(current, bf16, row + start + j), s[j], beta, threshold);
                 u[j] = v;
                 s[j] = v > threshold ? 1.0f : 0.0f;
                 spikes[t * n + start + j] = s[j];
@@ -91,18 +93,12 @@ void lowspike_backprop(const float *grad_spikes, const void *current, int bf16, 
     float *u = malloc(sizeof(float) * (size_t)(steps * BLOCK));
     for (int64_t start = begin; start < end; start += BLOCK) {
         int64_t width = end - start < BLOCK ? end - start : BLOCK;
-        float s[BLOCK], carry[BLOCK], total[BLOCK];
+        float s[BLOCK] = {0}, carry[BLOCK], total[BLOCK];
         for (int64_t t = 0; t < steps; t++) {
             int64_t row = is_static ? 0 : t * n;
             for (int64_t j = 0; j < width; j++) {
-                float drive = current_at(current, bf16, row + start + j);
-                float v;
-                if (t == 0) {
-                    v = drive;
-                } else {
-                    v = beta == 1.0f ? u[(t - 1) * BLOCK + j] + drive : u[(t - 1) * BLOCK + j] * beta + drive;
-                    v = threshold == 1.0f ? v - s[j] : v - s[j] * threshold;
-                }
+                float previous = t == 0 ? 0.0f : u[(t - 1) * BLOCK + j];
+                float v = membrane_step(t, previous, current_at(current, bf16, row + start + j), s[j], beta, threshold);
                 u[t * BLOCK + j] = v;
                 s[j] = v > threshold ? 1.0f : 0.0f;
             }
