@@ -303,10 +303,13 @@ def test_sigkilled_training_stage_resumes_to_the_uninterrupted_result(workdir):
 # ------------------------------------------------------------------ the whole pipeline, dvc repro
 
 
-def _stage_process(parent: psutil.Process, needle: str) -> psutil.Process | None:
+def _stage_process(parent: psutil.Process, script: str) -> psutil.Process | None:
+    """The Python process running ``script`` under ``parent``: the process whose arguments name the
+    script itself, not a ``/bin/sh -c "python stages/..."`` wrapper (a shell that does not exec its
+    last command stays between DVC and the stage)."""
     try:
         for child in parent.children(recursive=True):
-            if any(needle in part for part in child.cmdline()):
+            if any(part.endswith(script) for part in child.cmdline()):
                 return child
     except psutil.Error:
         return None
