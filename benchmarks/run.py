@@ -881,7 +881,7 @@ def write_reports(out_dir: Path, sections: dict[str, list[dict]], meta: dict) ->
     lines = ["# Benchmarks", "",
              f"Device: {meta['device']['device']} ({meta['device']['cpu']}, {meta['device']['threads']} threads), "
              f"torch {meta['device']['torch']}; data: {meta['data']}; total {meta['seconds']:.0f} s"
-             f"{' (--quick sizes)' if meta['quick'] else ''}.", ""]
+             f"{' (--quick sizes)' if meta['quick'] else ''}.", *([meta["note"] + ".", ""] if meta.get("note") else [""])]
     for section, figures in sections.items():
         lines += [f"## {section}", "", "| figure | value | target | pass | note |", "|---|---|---|---|---|"]
         for f in figures:
@@ -920,6 +920,17 @@ def main(argv: list[str] | None = None) -> int:
             sections[name] = run()
             print(f"{name}: {time.perf_counter() - t0:.1f} s", flush=True)
     meta = {"device": device_info(), "data": data[4], "quick": args.quick, "seconds": time.perf_counter() - started}
+    previous = Path(args.out) / "bench.json"
+    if args.only is not None and previous.is_file():  # sections not rerun keep their last figures
+        import json
+
+        before = json.loads(previous.read_text())
+        kept = before["sections"]
+        if not {"simulation", "spiking", "dnn", "growth"} & set(args.only):  # the sections that read the data
+            meta["data"] = before["meta"]["data"]
+        meta["note"] = (f"sections {', '.join(args.only)} measured on {time.strftime('%Y-%m-%d')} in their own run "
+                        "(--only), the others kept from the previous run")
+        sections = {name: sections.get(name, kept.get(name)) for name in [*runs] if name in sections or name in kept}
     write_reports(Path(args.out), sections, meta)
     failed = [f["name"] for figs in sections.values() for f in figs if f["pass"] is False]
     print(f"wrote {args.out}/bench.json and bench.md; {len(failed)} targets missed", flush=True)

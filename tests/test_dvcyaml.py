@@ -76,3 +76,16 @@ def test_code_deps_are_the_import_closure_and_the_registry_modules_the_stage_loa
     assert "src/lowspike/models/scnn.py" not in trainings
     assert "src/lowspike/data/spoken_commands.py" in stages["prepare"]["deps"]
     assert [d for d in stages["report"]["deps"] if d.startswith("src/lowspike/models/")] == ["src/lowspike/models/__init__.py"]
+
+
+def test_a_stage_that_runs_a_compiled_kernel_depends_on_its_c_source():
+    from lowspike.imports import kernel_sources
+
+    src = ROOT / "src"
+    assert kernel_sources("lowspike.snn.leaky", src) == [Path("src/lowspike/snn/leaky_kernels.c")]
+    assert kernel_sources("lowspike.data.audio", src) == [Path("src/lowspike/data/audio_kernels.c")]
+    assert kernel_sources("lowspike.metrics", src) == []
+    stages = _stages()
+    assert "src/lowspike/snn/leaky_kernels.c" in stages["train_student_baseline_mnist5k"]["deps"]
+    assert "src/lowspike/data/audio_kernels.c" in stages["train_student_baseline_spoken-commands"]["deps"]
+    assert not any(d.endswith(".c") for d in stages["report"]["deps"])

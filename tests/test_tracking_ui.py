@@ -1,6 +1,6 @@
 """`python -m lowspike.tracking ui` serves the store: the MLflow REST API lists the runs logged
 through lowspike.tracking; in MLflow 3.17's UI (headless Chromium) the printed address opens the
-project's runs table, a run's page shows its metrics and tags, the compare page its metrics; and
+project's runs table and a run's page shows its metrics and tags; and
 SIGTERM stops the server with every worker it started and frees the port.
 
 One server for the module (it takes 10-20 s to start); the last test stops it."""
@@ -140,7 +140,9 @@ def test_the_printed_address_opens_the_runs_table_in_the_browser(ui, chromium, t
     assert "Model training" in page.stdout and ">Runs<" in page.stdout
 
 
-def test_a_run_page_shows_its_metrics_and_tags_and_compare_shows_both_runs(ui, chromium, tmp_path):
+def test_a_run_page_shows_its_metrics_and_tags(ui, chromium, tmp_path):
+    """(The Compare view is checked on two real pipeline runs in
+    tests/reliability/test_experiment_compare.py.)"""
     experiment_id = re.search(r"/experiments/(\d+)/runs", ui["first_line"]).group(1)
     runs = call(ui["base"], "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]})["runs"]
     run_id = runs[0]["info"]["run_id"]
@@ -148,10 +150,6 @@ def test_a_run_page_shows_its_metrics_and_tags_and_compare_shows_both_runs(ui, c
                     tmp_path / "run", budget_ms=20000)
     for text in ("val_accuracy", "train_penalty", "lowspike.current", "mnist5k"):
         assert text in page.stdout, f"{text!r} not on the run page"
-    ids = ",".join(f'"{r["info"]["run_id"]}"' for r in runs)
-    compare = dump_dom(chromium, f'{ui["base"]}/#/compare-runs?runs=[{ids}]&experiments=["{experiment_id}"]',
-                       tmp_path / "compare", budget_ms=20000)
-    assert "Comparing" in compare.stdout and "val_accuracy" in compare.stdout
 
 
 def test_sigterm_stops_the_server_and_its_workers_and_frees_the_port(ui):

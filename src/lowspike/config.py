@@ -381,6 +381,14 @@ class StatisticsConfig(Section):
     ``1 - level`` do."""
 
 
+class DeployConfig(Section):
+    """The NIR export of each study's baseline and selected models, run back in sinabs and
+    snntorch against lowspike's own spikes (docs/deploy.md, :mod:`lowspike.deploy`)."""
+
+    samples: NonNegInt = 200
+    """The first N test samples each exported model is run on in both libraries (0: export only)."""
+
+
 class ReportConfig(Section):
     formats: list[Literal["png", "svg"]] = Field(default_factory=lambda: ["png", "svg"])
     dpi: PosInt = 120
@@ -431,6 +439,7 @@ class Params(Section):
     report: ReportConfig = ReportConfig()
     energy: EnergyConfig = EnergyConfig()
     statistics: StatisticsConfig = StatisticsConfig()
+    deploy: DeployConfig = DeployConfig()
 
 
 class _ParamsLoader(yaml.SafeLoader):

@@ -30,7 +30,7 @@ import yaml
 
 from .data import DATASETS
 from .distillation import METHODS
-from .imports import closure, module_file, script_imports
+from .imports import closure, kernel_sources, module_file, script_imports
 from .models import builder_modules, names
 from .stage_params import stage_keys
 
@@ -74,9 +74,13 @@ class Stage:
 
 def code_deps(script: str, loads: list[str], src: Path) -> list[str]:
     """The script and the files of every package module it runs: its import closure, with the
-    closures of the registry modules it ``loads``."""
+    closures of the registry modules it ``loads``, and the C kernels those modules compile."""
     roots = script_imports(src.parent / script, src) + list(loads)
-    return [script] + [module_file(module, src).as_posix() for module in closure(roots, src)]
+    deps = [script]
+    for module in closure(roots, src):
+        deps.append(module_file(module, src).as_posix())
+        deps += [kernel.as_posix() for kernel in kernel_sources(module, src)]
+    return deps
 
 
 def uncached(path: str) -> dict[str, dict[str, bool]]:
@@ -122,6 +126,9 @@ def conversion_stages() -> list[Stage]:
               params=stage_keys("aggregate_conversion"),
               outs=[uncached("results/conversion/results.json"), uncached("results/conversion/results.csv")],
               metrics=[uncached("results/conversion/metrics")]),
+        Stage("export_conversion", "stages/export.py", f"--study conversion {args}", grid,
+              ["data/prepared/${item.dataset}", f"runs/snn/{where}", "results/conversion/results.json"],
+              stage_keys("export_conversion"), [f"runs/export/conversion/{where}"]),
     ]
     return stages
 
@@ -183,6 +190,11 @@ def distillation_stages(distillation: dict) -> list[Stage]:
               params=stage_keys("aggregate_distillation"),
               outs=[uncached("results/distillation/results.json"), uncached("results/distillation/results.csv")],
               metrics=[uncached("results/distillation/metrics")]),
+        Stage("export_distillation", "stages/export.py", "--study distillation --dataset ${item.dataset}",
+              {"dataset": "${distillation.datasets}"},
+              ["data/prepared/${item.dataset}", "runs/student/${item.dataset}", "results/distillation/results.json"],
+              stage_keys("export_distillation"), ["runs/export/distillation/${item.dataset}"],
+              loads=builder_modules("student")),
     ]
     return stages
 
@@ -194,7 +206,8 @@ def all_stages(params_file: Path = Path("params.yaml")) -> list[Stage]:
                     outs=["data/prepared/${item.dataset}"],
                     loads=sorted({spec.loader.partition(":")[0] for spec in DATASETS.values()}))
     report = Stage("report", "stages/report.py", "",
-                   data_deps=["profiles", "results/conversion/results.json", "results/distillation/results.json"],
+                   data_deps=["profiles", "results/conversion/results.json", "results/distillation/results.json",
+                              "runs/export"],
                    params=stage_keys("report"),
                    outs=[uncached(f"reports/{name}") for name in ("regularization.md", "regularization.html",
                                                                   "distillation.md", "distillation.html", "figures",

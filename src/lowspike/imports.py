@@ -154,6 +154,19 @@ def module_file(module: str, src: Path) -> Path:
     return package_modules(src)[module].relative_to(src.parent)
 
 
+_SOURCE_BESIDE = re.compile(r"""["']([\w.-]+\.c)["']""")
+
+
+def kernel_sources(module: str, src: Path) -> list[Path]:
+    """The C sources a module compiles (:mod:`lowspike.native`): files beside it named in its
+    source as a string literal (``Path(__file__).with_name("leaky_kernels.c")``), relative to
+    ``src``'s parent; sorted."""
+    path = package_modules(src.resolve())[module]
+    names = sorted(set(_SOURCE_BESIDE.findall(path.read_text())))
+    return [(path.parent / name).relative_to(src.resolve().parent) for name in names
+            if (path.parent / name).is_file()]
+
+
 def cycles(src: Path) -> list[list[str]]:
     """The import cycles of the package: strongly connected components of more than one module
     (Tarjan's algorithm), each as a sorted list."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -120,9 +122,21 @@ def stage_name() -> str:
     return os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill <pid>``, a scheduler ending a job) received by a stage: handled as Ctrl-C, so
+    the checkpoint is kept and the MLflow run ends as KILLED instead of staying RUNNING."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def run_stage(main: Callable[[], int]) -> int:
     """Run a stage's ``main`` and turn the expected endings into one line on stderr: bad params,
-    arguments or data (exit 2), and Ctrl-C (exit 130, saying what was kept and how to resume)."""
+    arguments or data (exit 2), and Ctrl-C or SIGTERM (exit 130, saying what was kept and how
+    to resume)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return main()
     except BadInput as exc:
@@ -133,3 +147,6 @@ def run_stage(main: Callable[[], int]) -> int:
                                     "run `dvc repro` again")
         print(f"[{stage_name()}] interrupted{note}", file=sys.stderr, flush=True)
         return INTERRUPTED_EXIT
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "prepare": ("data.root", "data.prepared_dir", "data.seed", "data.mnist5k", "data.digits", "data.mnist",
                 "data.cifar10", "data.gsc", "data.spoken_commands"),
@@ -36,8 +34,11 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
                           "distillation.neurobench_samples", "energy"),
     "aggregate_distillation": ("distillation.datasets", "distillation.seeds", "distillation.baseline_seeds",
                                "distillation.grids", "energy.models", "statistics"),
+    "export_conversion": ("data.prepared_dir", "data.mfcc", "simulation.timesteps", "deploy"),
+    "export_distillation": ("data.prepared_dir", "data.mfcc", "distillation.setups.{dataset}", "distillation.surrogate",
+                            "deploy"),
     "report": ("profile", "data", "regularization", "conversion", "simulation", "distillation", "tracking", "report",
-               "energy", "statistics"),
+               "energy", "statistics", "deploy"),
 }
 LOGGING_ONLY = ("tracking",)
 """Read by every tracked stage and no stage's dependency: where a run is logged changes no output."""
@@ -65,11 +66,11 @@ def read_key(params: Any, key: str) -> Any:
 
 def key_values(params: Any, keys: list[str]) -> dict[str, Any]:
     """``{key: value}`` of ``keys``, sections as plain JSON-able dicts (what MLflow logs and a
-    resume fingerprint hashes)."""
+    resume fingerprint hashes; a section is anything with pydantic's ``model_dump``)."""
     values = {}
     for key in keys:
         value = read_key(params, key)
-        values[key] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        values[key] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
     return values
 
 

@@ -230,6 +230,25 @@ class Run:
 
         self._guard(action)
 
+    def tag_current_stage_runs(self) -> None:
+        """Tag the runs whose outputs this pipeline run summarizes, the latest run of every stage in
+        the workspace (``lowspike.current``, in the other ``<prefix>-*`` experiments), with
+        ``lowspike.pipeline_run`` = this run's id; this run gets ``lowspike.stage_runs``, their
+        number. A stage that DVC did not re-run keeps its run, tagged with the newest pipeline run
+        that used it (docs/tracking.md)."""
+
+        def action() -> None:
+            prefix = self.cfg.experiment_prefix.replace("'", "\\'")
+            experiments = [e.experiment_id for e in self.client.search_experiments(filter_string=f"name LIKE '{prefix}-%'")
+                           if e.experiment_id != self.experiment_id]
+            runs = self.client.search_runs(experiments, f"tags.`{CURRENT_TAG}` = 'true'",
+                                           max_results=50000) if experiments else []
+            for run in runs:
+                self.client.set_tag(run.info.run_id, PIPELINE_RUN_TAG, self.run_id)
+            self.client.set_tag(self.run_id, "lowspike.stage_runs", str(len(runs)))
+
+        self._guard(action)
+
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         def action() -> None:
             for key, value in tags.items():
@@ -323,6 +342,10 @@ def ensure_experiment(client, name: str) -> str:
 
 CURRENT_TAG = "lowspike.current"
 """``true`` on the latest run of each stage whose outputs are in the user's workspace."""
+
+PIPELINE_RUN_TAG = "lowspike.pipeline_run"
+"""On a stage run: the id of the newest pipeline run (experiment ``<prefix>-pipeline``) whose
+report read its outputs (:meth:`Run.tag_current_stage_runs`)."""
 
 
 def in_user_workspace() -> bool:

@@ -58,3 +58,21 @@ def test_time_folding_round_trip():
     assert fold_time(x).shape == (6, 4)
     assert torch.equal(unfold_time(fold_time(x), 2), x)
     assert torch.equal(over_time(torch.nn.Identity(), x), x)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 49), (3, 5, 48), (2, 4, 7, 9), (2, 4, 8, 8)])
+def test_average_pooling_by_two_is_pytorchs_bit_for_bit_forward_and_backward(shape):
+    from torch.nn import functional as F
+
+    from lowspike.models.spiking import avg_pool2
+
+    torch.manual_seed(0)
+    x = torch.randn(shape, requires_grad=True)
+    reference = x.detach().clone().requires_grad_(True)
+    pool = F.avg_pool1d if len(shape) == 3 else F.avg_pool2d
+    ours, theirs = avg_pool2(x), pool(reference, 2)
+    assert torch.equal(ours, theirs)
+    grad = torch.randn_like(ours)
+    ours.backward(grad)
+    theirs.backward(grad)
+    assert torch.equal(x.grad, reference.grad)

@@ -374,7 +374,8 @@ def _runs_by_status(workdir: Path) -> list:
     return sorted(client.search_runs([experiment.experiment_id]), key=lambda r: r.info.start_time)
 
 
-def test_ctrl_c_prints_one_line_exits_130_and_the_next_run_resumes_and_links_its_mlflow_run(workdir):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_prints_one_line_exits_130_and_the_next_run_resumes_and_links_its_mlflow_run(workdir, stop):
     write_params(workdir / "params.yaml",
                  tiny_params({"regularization": {"train": LONG_TRAIN}, "tracking": {"enabled": True}}))
     env = stage_env(workdir)
@@ -387,7 +388,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_next_run_resumes_and_links_its
     try:
         assert _wait_for(lambda: _checkpoint_epoch(workdir / CHECKPOINT) >= 2 or victim.poll() is not None, 90)
         assert victim.poll() is None, "the training ended before it could be interrupted"
-        victim.send_signal(signal.SIGINT)
+        victim.send_signal(stop)
         try:
             _, stderr = victim.communicate(timeout=60)
         except subprocess.TimeoutExpired:

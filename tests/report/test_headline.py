@@ -93,3 +93,11 @@ def test_diff_lists_what_changed_and_refuses_other_schema_versions():
     assert "conversion mlp_best_cut_synops_pct: -90 -> -80.5  (+9.5)" in lines
     assert "conversion: 2 of 3 headline values changed" in lines
     assert lines[-1] == ("distillation: headline schema 1 in main, 2 in the workspace: not comparable key by key")
+
+
+def test_diff_says_in_one_line_when_the_results_schemas_differ():
+    old = {"conversion": {"rows": []}, "distillation": {"schema_version": 2, "rows": []}}
+    new = {"conversion": {"schema_version": 2, "rows": []}, "distillation": {"schema_version": 2, "rows": []}}
+    assert experiments.results_schema_lines(old, new, "main") == [
+        "conversion: results.json schema 1 in main, 2 in the workspace (keys renamed or redefined between them)"]
+    assert experiments.results_schema_lines(new, new, "main") == []

@@ -48,7 +48,10 @@ STAGES = ([("prepare", "prepare.py", "--dataset", "digits")]
           + [("aggregate_conversion", "aggregate_conversion.py"), ("train_teacher", "train_teacher.py", "--dataset", "digits")]
           + [tuple(_student_args(method, setting)) for method, setting in STUDENTS]
           + [("evaluate_students", "evaluate_students.py", "--dataset", "digits"),
-             ("aggregate_distillation", "aggregate_distillation.py"), ("report", "report.py")])
+             ("aggregate_distillation", "aggregate_distillation.py"),
+             ("export_conversion", "export.py", "--study", "conversion", "--dataset", "digits", "--arch", "mlp"),
+             ("export_distillation", "export.py", "--study", "distillation", "--dataset", "digits"),
+             ("report", "report.py")])
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +154,44 @@ def test_the_report_stage_logs_one_pipeline_run_with_the_headline_and_the_params
         params = {key for (key,) in db.execute("select key from params where run_uuid = ?", (run_id,))}
         same_params = db.execute("select count(distinct run_uuid) from tags where key = 'params.sha256' and value = ?",
                                  (tags["params.sha256"],)).fetchone()[0]
+        tagged = {name for (name,) in db.execute("select r.name from runs r join tags t on t.run_uuid = r.run_uuid "
+                                                 "where t.key = 'lowspike.pipeline_run' and t.value = ?", (run_id,))}
+        current = {name for (name,) in db.execute("select r.name from runs r join tags t on t.run_uuid = r.run_uuid "
+                                                  "where t.key = 'lowspike.current' and t.value = 'true' "
+                                                  "and r.run_uuid != ?", (run_id,))}
     numeric = {f"{study}.{key}" for study, h in headlines.items() for key, value in h.items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool)}
+               if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "schema_version"}
     assert metrics == numeric and "distillation.baseline_accuracy_pct" in metrics
+    assert tags["conversion.schema_version"] == "1"
     assert tags["conversion.findings"] == headlines["conversion"]["findings"] and tags["lowspike.pipeline"] == "true"
     assert "statistics.resamples" in params and "distillation.setups.digits.timesteps" in params
-    assert same_params == len([kind for kind, _ in runs if kind not in ("prepare", "aggregate_conversion",
-                                                                         "aggregate_distillation")])
+    stage_runs = [kind for kind, _ in runs if kind not in ("prepare", "aggregate_conversion", "aggregate_distillation")]
+    assert same_params == len(stage_runs)
+    assert tagged == current and len(tagged) == len(stage_runs) - 1 == int(tags["lowspike.stage_runs"])
+    assert {"convert digits/mlp", "evaluate digits"} <= tagged
+
+
+def test_the_export_stages_write_the_selected_models_as_nir_files_that_both_libraries_run(pipeline):
+    root, _ = pipeline
+    conversion = json.loads((root / "runs/export/conversion/digits/mlp/deploy.json").read_text())
+    results = json.loads((root / "results/conversion/results.json").read_text())
+    selected = [row["selected"] for row in results["selections"] if row["arch"] == "mlp" and row.get("selected")]
+    assert [entry["model"] for entry in conversion["models"]] == ["baseline", *selected]
+    distillation = json.loads((root / "runs/export/distillation/digits/deploy.json").read_text())
+    best = json.loads((root / "results/distillation/results.json").read_text())["best"]["digits"]
+    assert len(distillation["models"]) == 1 + sum(1 for choice in best.values() if choice)
+    for record in (conversion, distillation):
+        for entry in record["models"]:
+            assert (root / "runs/export" / record["study"] / "digits" / record.get("arch", "") / entry["file"]).is_file()
+            assert entry["sinabs"]["spikes"] > 0 and entry["sinabs"]["same_prediction"] == 1.0
+            assert entry["snntorch"]["totals_differing"] == 0 and entry["snntorch"]["same_prediction"] == 1.0
+            if record["study"] == "conversion":
+                assert entry["sinabs"]["events_differing"] == 0
+    report = (root / "reports" / "regularization.md").read_text()
+    assert "## Deploy: NIR files run in sinabs and snntorch" in report and "Deploy (digits, mlp)" in report
+    assert "Deploy (digits" in (root / "reports" / "distillation.md").read_text()
+    with sqlite3.connect(root / "mlflow.db") as db:
+        artifacts = db.execute("select r.artifact_uri from runs r where r.name = 'export digits/mlp'").fetchall()
+    [(uri,)] = artifacts
+    folder = Path(uri.removeprefix("file://")) / "nir"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(e["file"] for e in conversion["models"])

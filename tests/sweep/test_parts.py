@@ -134,12 +134,12 @@ def test_plan_mode_counts_the_tiny_profile_and_prices_its_stages(tmp_path):
                             cwd=Path(__file__).resolve().parents[2], env=sweep_env(tmp_path), capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "plan for" in result.stdout and "12 stages" in result.stdout
+    assert "plan for" in result.stdout and "14 stages" in result.stdout
     estimate = json.loads(out.read_text())
     assert {name: family["stages"] for name, family in estimate["families"].items()} == {
         "prepare": 1, "train_dnn_mlp": 1, "train_dnn_baseline": 1, "convert": 1, "simulate": 1, "evaluate": 1,
         "aggregate_conversion": 1, "train_teacher": 1, "train_student_baseline_digits": 1, "evaluate_students": 1,
-        "aggregate_distillation": 1, "report": 1}
+        "aggregate_distillation": 1, "export_conversion": 1, "export_distillation": 1, "report": 1}
     priced = [row for row in estimate["stages"] if "cpu_s" in row]
     assert {row["family"] for row in priced} == {"train_dnn_mlp", "train_dnn_baseline", "convert", "simulate", "evaluate",
                                                  "train_teacher", "train_student_baseline_digits", "evaluate_students"}

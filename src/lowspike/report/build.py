@@ -16,6 +16,7 @@ from pathlib import Path
 from ..artifacts import write_bytes, write_csv, write_text
 from ..config import Params
 from . import distillation_report, regularization_report
+from .deploy_tables import EXPORTS, deploy_blocks, read_records
 from .common import Context, describe_profile, load_results
 from .document import FORMAT_DIRS, Document, to_markdown
 from .html import to_html
@@ -37,8 +38,10 @@ def write_document(doc: Document, out_dir: Path, stem: str) -> list[Path]:
 
 
 def write_reports(params: Params, conversion_dir: str | Path = "results/conversion",
-                  distillation_dir: str | Path = "results/distillation", out_dir: str | Path = "reports") -> str:
-    """Build and write both reports from the aggregated results; returns a one-line summary."""
+                  distillation_dir: str | Path = "results/distillation", out_dir: str | Path = "reports",
+                  exports_dir: str | Path = EXPORTS) -> str:
+    """Build and write both reports from the aggregated results and the export records; returns a
+    one-line summary."""
     out_dir = Path(out_dir)
     ctx = Context(profile=describe_profile(params), formats=tuple(params.report.formats), dpi=params.report.dpi)
     conversion_file = Path(conversion_dir) / "results.json"
@@ -46,6 +49,9 @@ def write_reports(params: Params, conversion_dir: str | Path = "results/conversi
     reg_doc, reg_plots = regularization_report.build(load_results(conversion_file), params, ctx, source=str(conversion_file))
     dist_doc, dist_plots = distillation_report.build(load_results(distillation_file), params, ctx,
                                               source=str(distillation_file))
+    deployed = read_records(exports_dir)
+    reg_doc.add(*deploy_blocks(deployed["conversion"], "export_conversion"))
+    dist_doc.add(*deploy_blocks(deployed["distillation"], "export_distillation"))
     figures = write_document(reg_doc, out_dir, "regularization")
     figures += write_document(dist_doc, out_dir, "distillation")
     for fmt, folder in FORMAT_DIRS.items():

@@ -10,7 +10,8 @@ from statistics import fmean
 from typing import Any
 
 from ..config import read_schema
-from ..errors import ParamsError
+from ..errors import BadInput, ParamsError
+from ..studies import RESULTS_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,17 @@ def describe_profile(params, profiles_dir: str | Path = PROFILES_DIR, shown: int
 
 
 def load_results(path: str | Path) -> dict[str, Any] | None:
-    """An aggregated ``results.json``, or None when the study has not written it."""
+    """An aggregated ``results.json``, or None when the study has not written it; a file of another
+    :data:`~lowspike.studies.RESULTS_SCHEMA_VERSION` is refused in one line."""
     path = Path(path)
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    result = json.loads(path.read_text())
+    found = result.get("schema_version", 1)
+    if found != RESULTS_SCHEMA_VERSION:
+        raise BadInput(f"{path}: results schema {found}, this code reads schema {RESULTS_SCHEMA_VERSION}; "
+                       "`dvc repro` rewrites it")
+    return result
 
 
 def usable(value: Any) -> bool:

@@ -27,6 +27,9 @@ from .headline import SCHEMA_VERSION
 HEADLINES = {"conversion": "results/conversion/headline.json", "distillation": "results/distillation/headline.json"}
 """The headline file of each study, as the report stage writes them."""
 
+RESULTS = {"conversion": "results/conversion/results.json", "distillation": "results/distillation/results.json"}
+"""The aggregate of each study, whose ``schema_version`` :func:`results_schema_lines` compares."""
+
 
 @dataclass
 class Experiment:
@@ -174,6 +177,21 @@ def diff_lines(old: dict[str, dict | None], new: dict[str, dict | None], old_lab
     return lines
 
 
+def results_schema_lines(old: dict[str, dict | None], new: dict[str, dict | None], old_label: str) -> list[str]:
+    """One line per study whose ``results.json`` schema differs between the two sides (a file
+    without ``schema_version`` is schema 1)."""
+    lines = []
+    for study in RESULTS:
+        before, after = old.get(study), new.get(study)
+        if before is None or after is None:
+            continue
+        versions = (before.get("schema_version", 1), after.get("schema_version", 1))
+        if versions[0] != versions[1]:
+            lines.append(f"{study}: results.json schema {versions[0]} in {old_label}, {versions[1]} in the workspace "
+                         "(keys renamed or redefined between them)")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     new = {study: _read_workspace(path) for study, path in HEADLINES.items()}
     print(f"headline (schema {SCHEMA_VERSION}): {args.rev} -> workspace")
     print("\n".join(diff_lines(old, new, args.rev)))
+    schema_lines = results_schema_lines({study: _read_at(commit, path) for study, path in RESULTS.items()},
+                                        {study: _read_workspace(path) for study, path in RESULTS.items()}, args.rev)
+    if schema_lines:
+        print("\n".join(schema_lines))
     return 0
 
 

@@ -96,24 +96,14 @@ def write_headlines(models: list[str], conversion_dir: str | Path = "results/con
 
 
 def numbers(headlines: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """The numeric headline values as ``<study>.<key>`` (what an MLflow run can hold as metrics)."""
+    """The numeric headline values as ``<study>.<key>`` (what an MLflow run can hold as metrics),
+    the schema version aside (:func:`words`)."""
     return {f"{study}.{key}": value for study, data in headlines.items() for key, value in data.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "schema_version"}
 
 
 def words(headlines: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """The headline's strings (findings, which model makes each best cut) as ``<study>.<key>``."""
-    return {f"{study}.{key}": value for study, data in headlines.items() for key, value in data.items()
-            if isinstance(value, str)}
-
-
-def section_values(params: Any, keys: list[str]) -> dict[str, Any]:
-    """``{key: value}`` of the params ``keys``, sections as plain dicts (what the pipeline run
-    logs; anything with pydantic's ``model_dump`` counts as a section)."""
-    from ..stage_params import read_key
-
-    values = {}
-    for key in keys:
-        value = read_key(params, key)
-        values[key] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-    return values
+    """The headline's strings (findings, which model makes each best cut) and its schema version
+    as ``<study>.<key>`` (an MLflow run's tags)."""
+    return {f"{study}.{key}": str(value) for study, data in headlines.items() for key, value in data.items()
+            if isinstance(value, str) or key == "schema_version"}

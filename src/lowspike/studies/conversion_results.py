@@ -14,6 +14,7 @@ from ..artifacts import read_json, write_csv, write_json
 from ..config import Params
 from ..models import label
 from ..regularizers import is_beyond_paper
+from . import RESULTS_SCHEMA_VERSION
 from .common import at_chance, microjoules, percent_change, write_metrics
 from .conversion_points import BASELINE, RUNS, baseline_replicas, grid
 from .curves import accuracy_synops_curve
@@ -266,7 +267,7 @@ def write_aggregate(params: Params, out_dir: str | Path) -> str:
     """Write results.json (with the findings, :mod:`.findings`), results.csv and the DVC metrics
     directory ``metrics/`` (:func:`metric_rows`)."""
     out_dir = Path(out_dir)
-    result = aggregate(params)
+    result = {"schema_version": RESULTS_SCHEMA_VERSION, **aggregate(params)}
     write_json(out_dir / "results.json", result)
     columns = ["dataset", "arch", "point", "regularizer", "lambda", "status", "dnn_accuracy", "snn_accuracy",
                "spikes", "eflops", "synops", "spikes_change_pct", "eflops_change_pct", "synops_change_pct",

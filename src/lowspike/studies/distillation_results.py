@@ -19,6 +19,7 @@ from ..config import Params
 from ..distillation import RUNS, TABLE_III_MAX_ACCURACY_LOSS, best_configuration, families, student_runs
 from ..energy import break_even_from_energies
 from ..stats import Evidence, seed_spread
+from . import RESULTS_SCHEMA_VERSION
 from .common import at_chance, is_number, mean_std, microjoules, relative_delta, write_metrics
 from .findings import distillation_findings
 
@@ -318,7 +319,7 @@ def write_aggregate(params: Params, out_dir: str | Path) -> str:
     spikerates, findings), results.csv and the DVC metrics directory ``metrics/``
     (:func:`metric_rows`)."""
     out_dir = Path(out_dir)
-    result = aggregate(params)
+    result = {"schema_version": RESULTS_SCHEMA_VERSION, **aggregate(params)}
     write_json(out_dir / "results.json", result)
     models = list(params.energy.models)
     columns = ["dataset", "run", "method", "seed", "status", "accuracy", "total_spikes", "spikerate",

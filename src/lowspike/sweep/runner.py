@@ -57,6 +57,11 @@ OFFLINE_ENV = {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_
 SNAPSHOT_FOLDERS = ("src", "stages")
 TRAINING_PREFIX = "train_"
 RECORD_INTERVAL_S = 2.0
+RECORD_SHARE = 0.1
+"""Finished stages are written to dvc.lock at most every ``RECORD_INTERVAL_S`` seconds, and no
+more often than keeps the driver's recording at this share of the wall time: each record
+reloads DVC's index (dvc.yaml expanded, dvc.lock parsed: seconds for a pipeline of 150 stages),
+so recording after every stage took 60% of a core beside two workers on a 2-core machine."""
 SWEEP_RUN_ENV = "LOWSPIKE_SWEEP_RUN"
 SWEEP_RUN_TAG = "lowspike.sweep_run"
 """Every MLflow run a sweep's task logs carries the sweep's id (from :data:`SWEEP_RUN_ENV`)."""
@@ -512,7 +517,7 @@ def _run_queue(root: Path, dispatch: "Dispatch", recorder: Recorder, report: Swe
     import ray
 
     pending = dispatch.pending
-    last_record = time.monotonic()
+    last_record, record_interval = time.monotonic(), RECORD_INTERVAL_S
     with _Interrupts() as interrupts:
         while pending and interrupts.signal is None:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -522,9 +527,11 @@ def _run_queue(root: Path, dispatch: "Dispatch", recorder: Recorder, report: Swe
                 dispatch.finished(spec, ref if ok else None)
             if ready:
                 dispatch.fill(ray.cluster_resources())
-            if ready and time.monotonic() - last_record >= RECORD_INTERVAL_S:
+            if ready and time.monotonic() - last_record >= record_interval:
+                started = time.monotonic()
                 report.recorded += recorder.record_ready()
                 last_record = time.monotonic()
+                record_interval = max(RECORD_INTERVAL_S, (last_record - started) / RECORD_SHARE)
             if progress.live:
                 progress.status(_counts(report, dispatch, monitor_actor))
         interrupted = interrupts.signal
