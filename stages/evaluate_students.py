@@ -4,7 +4,7 @@
 student of the grids; the teacher's per-layer MACs and energy."""
 
 from lowspike import runtime
-from lowspike.errors import ParamsError
+from lowspike.distillation import check_dataset
 from lowspike.stage_params import key_values, stage_keys
 from lowspike.studies import distillation_eval, distillation_train
 from lowspike.tracking import log_point_record, start_run
@@ -14,9 +14,7 @@ def main() -> int:
     parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     args, params = runtime.parse_stage_args(parser)
-    if args.dataset not in params.distillation.datasets:
-        raise ParamsError(f"--dataset {args.dataset!r}: not in distillation.datasets "
-                          f"{params.distillation.datasets}")
+    check_dataset(params, args.dataset)
     runtime.setup()
     setup = distillation_train.setup_for(params, args.dataset)
     tags = {"dataset": args.dataset, "model": setup.student, "stage": "evaluate_students"}

@@ -4,6 +4,7 @@ distillation study) written as NIR files, each run back in sinabs and snntorch o
 against lowspike's own spikes (docs/deploy.md)."""
 
 from lowspike import runtime
+from lowspike.distillation import check_dataset
 from lowspike.errors import ParamsError
 from lowspike.stage_params import key_values, stage_keys
 from lowspike.studies import conversion_points, export
@@ -23,9 +24,7 @@ def main() -> int:
         where, keys = f"{args.dataset}/{args.arch}", stage_keys("export_conversion")
         folder = export.conversion_folder(args.dataset, args.arch)
     else:
-        if args.dataset not in params.distillation.datasets:
-            raise ParamsError(f"--dataset {args.dataset!r}: not in distillation.datasets "
-                              f"{params.distillation.datasets}")
+        check_dataset(params, args.dataset)
         where, keys = args.dataset, stage_keys("export_distillation", args.dataset)
         folder = export.distillation_folder(args.dataset)
     runtime.setup()

@@ -2,7 +2,7 @@
 of the distillation paper), reused by every KD student of the dataset."""
 
 from lowspike import runtime
-from lowspike.errors import ParamsError
+from lowspike.distillation import check_dataset
 from lowspike.stage_params import key_values, stage_keys
 from lowspike.studies import distillation_train
 from lowspike.tracking import start_run
@@ -12,9 +12,7 @@ def main() -> int:
     parser = runtime.stage_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     args, params = runtime.parse_stage_args(parser)
-    if args.dataset not in params.distillation.datasets:
-        raise ParamsError(f"--dataset {args.dataset!r}: not in distillation.datasets "
-                          f"{params.distillation.datasets}")
+    check_dataset(params, args.dataset)
     runtime.setup()
     setup = distillation_train.setup_for(params, args.dataset)
     tags = {"dataset": args.dataset, "model": setup.teacher, "method": "teacher", "stage": "train_teacher"}

@@ -70,6 +70,26 @@ def test_snntorch_reproduces_the_spike_totals_with_spikes_moved_by_rounding_only
     assert agreement["events_differing_fraction"] <= 1e-3
 
 
+def test_the_agreement_measured_batch_by_batch_is_the_agreement_of_all_samples_at_once(exported, monkeypatch):
+    _, snn, inputs, path = exported
+    reference = deploy.lowspike_spikes(snn, inputs, TIMESTEPS)
+    whole = {"sinabs": deploy.spike_agreement(reference, deploy.run_sinabs(deploy.load_sinabs(path, TIMESTEPS),
+                                                                            inputs, TIMESTEPS)),
+             "snntorch": deploy.spike_agreement(reference, deploy.run_snntorch(deploy.load_snntorch(path),
+                                                                                inputs, TIMESTEPS))}
+    moved = [s.clone() for s in reference]
+    moved[0][0, 0].zero_()
+    whole["moved"] = deploy.spike_agreement(reference, moved)
+    monkeypatch.setattr(deploy, "AGREEMENT_BATCH", 5)  # 12 samples: batches of 5, 5 and 2
+    batched = deploy.agreement_summary(snn, path, inputs, TIMESTEPS)
+    assert batched["sinabs"] == whole["sinabs"] and batched["snntorch"] == whole["snntorch"]
+    counts = None
+    for part in range(0, inputs.shape[0], 5):
+        counts = deploy._add_counts(counts, deploy._agreement_counts(
+            [r[:, part:part + 5] for r in reference], [m[:, part:part + 5] for m in moved], None))
+    assert deploy._agreement(counts) == whole["moved"] and whole["moved"]["events_differing"] > 0
+
+
 def test_spike_agreement_counts_a_moved_spike_twice_and_keeps_the_totals():
     reference = [torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]])]  # [T=2, B=1, 2 neurons]
     moved = [torch.tensor([[[0.0, 0.0]], [[1.0, 0.0]]])]

@@ -451,24 +451,61 @@ def spike_agreement(reference: list[torch.Tensor], other: list[torch.Tensor],
     that differ: the most output spikes over T, or with ``readouts`` (reference's and other's
     non-spiking readout ``[T, B, C]``) the argmax of the readout summed over T, with
     ``readout_max_difference`` the largest ``|readout_ref - readout_other|``."""
+    return _agreement(_agreement_counts(reference, other, readouts))
+
+
+def _agreement_counts(reference: list[torch.Tensor], other: list[torch.Tensor],
+                      readouts: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, Any]:
+    """The additive counts of :func:`spike_agreement` (per layer; samples and same predictions),
+    so that batches of samples can be measured one after another and summed (:func:`_add_counts`)."""
     layers = []
     for ref, oth in zip(reference, other, strict=True):
-        totals_ref, totals_oth = ref.sum(0), oth.sum(0)
         layers.append({"spikes": int(ref.sum()), "other_spikes": int(oth.sum()),
                        "events_differing": int((ref != oth).sum()),
-                       "totals_differing": int((totals_ref != totals_oth).sum())})
+                       "totals_differing": int((ref.sum(0) != oth.sum(0)).sum())})
     if readouts is None:
         predictions = reference[-1].sum(0).flatten(1).argmax(1) == other[-1].sum(0).flatten(1).argmax(1)
     else:
         predictions = readouts[0].sum(0).argmax(1) == readouts[1].sum(0).argmax(1)
-    spikes = sum(layer["spikes"] for layer in layers)
-    result = {"layers": layers, "spikes": spikes, "events_differing": sum(l["events_differing"] for l in layers),
-              "totals_differing": sum(l["totals_differing"] for l in layers),
-              "same_prediction": float(predictions.float().mean()),
-              "events_differing_fraction": sum(l["events_differing"] for l in layers) / max(spikes, 1) / 2}
+    counts = {"layers": layers, "samples": int(predictions.numel()), "same_predictions": int(predictions.sum())}
     if readouts is not None:
-        result["readout_max_difference"] = float((readouts[0] - readouts[1]).abs().max())
+        counts["readout_max_difference"] = float((readouts[0] - readouts[1]).abs().max())
+    return counts
+
+
+def _add_counts(total: dict[str, Any] | None, counts: dict[str, Any]) -> dict[str, Any]:
+    if total is None:
+        return counts
+    layers = [{key: a[key] + b[key] for key in a} for a, b in zip(total["layers"], counts["layers"], strict=True)]
+    added = {"layers": layers, "samples": total["samples"] + counts["samples"],
+             "same_predictions": total["same_predictions"] + counts["same_predictions"]}
+    if "readout_max_difference" in counts:
+        added["readout_max_difference"] = max(total["readout_max_difference"], counts["readout_max_difference"])
+    return added
+
+
+def _agreement(counts: dict[str, Any]) -> dict[str, Any]:
+    layers = counts["layers"]
+    spikes = sum(layer["spikes"] for layer in layers)
+    events = sum(layer["events_differing"] for layer in layers)
+    result = {"layers": layers, "spikes": spikes, "events_differing": events,
+              "totals_differing": sum(layer["totals_differing"] for layer in layers),
+              "same_prediction": counts["same_predictions"] / counts["samples"],
+              "events_differing_fraction": events / max(spikes, 1) / 2}
+    if "readout_max_difference" in counts:
+        result["readout_max_difference"] = counts["readout_max_difference"]
     return result
+
+
+AGREEMENT_BATCH = 50
+"""Samples run at once by :func:`agreement_summary` and :func:`student_agreement`: lowspike,
+sinabs and snntorch each hold every layer's spikes ``[T, B, ...]`` of a batch (and sinabs its
+``[B*T, ...]`` activations), 1.1 GB for 200 LeNet-5 samples at T = 100 in each; counts are
+summed over batches, so the figures do not depend on it."""
+
+
+def _batches(inputs: torch.Tensor):
+    return inputs.split(AGREEMENT_BATCH)
 
 
 @torch.inference_mode()
@@ -496,10 +533,17 @@ def lowspike_spikes(snn: dict, inputs: torch.Tensor, timesteps: int) -> list[tor
 
 
 def agreement_summary(snn: dict, path: str | Path, inputs: torch.Tensor, timesteps: int) -> dict[str, Any]:
-    """The file at ``path`` run in sinabs and in snntorch against lowspike's own spikes."""
-    reference = lowspike_spikes(snn, inputs, timesteps)
-    return {"sinabs": spike_agreement(reference, run_sinabs(load_sinabs(path, timesteps), inputs, timesteps)),
-            "snntorch": spike_agreement(reference, run_snntorch(load_snntorch(path), inputs, timesteps)),
+    """The file at ``path`` run in sinabs and in snntorch against lowspike's own spikes, batch by
+    batch (:data:`AGREEMENT_BATCH`)."""
+    sinabs_net, snntorch_net = load_sinabs(path, timesteps), load_snntorch(path)
+    sinabs_counts = snntorch_counts = None
+    for batch in _batches(inputs):
+        reference = lowspike_spikes(snn, batch, timesteps)
+        sinabs_counts = _add_counts(sinabs_counts, _agreement_counts(
+            reference, run_sinabs(sinabs_net, batch, timesteps), None))
+        snntorch_counts = _add_counts(snntorch_counts, _agreement_counts(
+            reference, run_snntorch(snntorch_net, batch, timesteps), None))
+    return {"sinabs": _agreement(sinabs_counts), "snntorch": _agreement(snntorch_counts),
             "samples": int(inputs.shape[0]), "timesteps": timesteps}
 
 
@@ -779,12 +823,16 @@ def student_spikes(model, inputs: torch.Tensor) -> tuple[list[torch.Tensor], tor
 
 def student_agreement(model, path: str | Path, inputs: torch.Tensor) -> dict[str, Any]:
     """The student's NIR file at ``path`` run in sinabs and in snntorch against the student's own
-    spikes (:func:`student_spikes`), T = ``model.timesteps``; predictions compare the argmax of
-    the readout summed over T."""
+    spikes (:func:`student_spikes`), T = ``model.timesteps``, batch by batch
+    (:data:`AGREEMENT_BATCH`); predictions compare the argmax of the readout summed over T."""
     timesteps = int(model.timesteps)
-    reference, readout = student_spikes(model, inputs)
-    sinabs_spikes, sinabs_readout = run_student_sinabs(load_sinabs(path, timesteps), inputs, timesteps)
-    snntorch_spikes, snntorch_readout = run_student_snntorch(load_snntorch(path), inputs, timesteps)
-    return {"sinabs": spike_agreement(reference, sinabs_spikes, (readout, sinabs_readout)),
-            "snntorch": spike_agreement(reference, snntorch_spikes, (readout, snntorch_readout)),
+    sinabs_net, snntorch_net = load_sinabs(path, timesteps), load_snntorch(path)
+    sinabs_counts = snntorch_counts = None
+    for batch in _batches(inputs):
+        reference, readout = student_spikes(model, batch)
+        spikes, other_readout = run_student_sinabs(sinabs_net, batch, timesteps)
+        sinabs_counts = _add_counts(sinabs_counts, _agreement_counts(reference, spikes, (readout, other_readout)))
+        spikes, other_readout = run_student_snntorch(snntorch_net, batch, timesteps)
+        snntorch_counts = _add_counts(snntorch_counts, _agreement_counts(reference, spikes, (readout, other_readout)))
+    return {"sinabs": _agreement(sinabs_counts), "snntorch": _agreement(snntorch_counts),
             "samples": int(inputs.shape[0]), "timesteps": timesteps}

@@ -375,10 +375,15 @@ def student_runs(params: Any, dataset: str) -> list[StudentRun]:
             for setting in method.setting_grid(grids)]
 
 
+def check_dataset(params: Any, dataset: str) -> None:
+    """Refuse a ``--dataset`` that ``distillation.datasets`` does not list (a stale stage) before any work."""
+    if dataset not in params.distillation.datasets:
+        raise ParamsError(f"--dataset {dataset!r}: not in distillation.datasets {params.distillation.datasets}")
+
+
 def check_run(params: Any, run: StudentRun) -> None:
     """Refuse a run that is not in the params grids (a stale matrix entry) before any work."""
-    if run.dataset not in params.distillation.datasets:
-        raise ParamsError(f"--dataset {run.dataset!r}: not in distillation.datasets {params.distillation.datasets}")
+    check_dataset(params, run.dataset)
     if run not in student_runs(params, run.dataset):
         raise ParamsError(f"{run.name} seed {run.seed}: not in distillation.grids.{run.dataset} (with its seeds) "
                           "of params.yaml")

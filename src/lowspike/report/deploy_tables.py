@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..studies import DEPLOY_RECORD, EXPORTS
 from .document import Block, Heading, Paragraph
 from .tables import Table, fmt_fraction_percent
 
-EXPORTS = Path("runs") / "export"
 LIBRARIES = ("sinabs", "snntorch")
 
 MEANING = ("Spikes: lowspike's spike events over all layers, steps and samples. Events differing: "
@@ -23,9 +23,9 @@ MEANING = ("Spikes: lowspike's spike events over all layers, steps and samples. 
 
 
 def read_records(root: str | Path = EXPORTS) -> dict[str, list[dict[str, Any]]]:
-    """Every ``deploy.json`` under ``root``, by study."""
+    """Every :data:`~lowspike.studies.DEPLOY_RECORD` under ``root``, by study."""
     records: dict[str, list[dict[str, Any]]] = {"conversion": [], "distillation": []}
-    for path in sorted(Path(root).rglob("deploy.json")):
+    for path in sorted(Path(root).rglob(DEPLOY_RECORD)):
         record = json.loads(path.read_text())
         records.setdefault(record["study"], []).append(record)
     return records

@@ -27,15 +27,13 @@ from .. import deploy
 from ..artifacts import read_json, write_json
 from ..checkpoints import load_model_payload
 from ..config import Params
-from ..data.loading import load_split
-from ..data.prepared import load_prepared
 from ..distillation import run_from_args
 from ..snn.convert import load_converted
+from . import DEPLOY_RECORD, EXPORTS
 from .conversion_points import BASELINE, Point
+from .conversion_snn import split_inputs
 from .distillation_train import make_student, setup_for
 
-EXPORTS = Path("runs") / "export"
-DEPLOY_RECORD = "deploy.json"
 
 
 def conversion_folder(dataset: str, arch: str) -> Path:
@@ -46,10 +44,12 @@ def distillation_folder(dataset: str) -> Path:
     return EXPORTS / "distillation" / dataset
 
 
-def test_inputs(params: Params, dataset: str) -> torch.Tensor:
-    """The first ``deploy.samples`` model-ready test inputs of ``dataset`` (features computed)."""
-    prepared = load_prepared(Path(params.data.prepared_dir) / dataset)
-    return load_split(prepared, "test", params.data, "cpu").materialize()[: params.deploy.samples]
+def deploy_inputs(params: Params, dataset: str) -> torch.Tensor | None:
+    """The first ``deploy.samples`` model-ready test inputs of ``dataset`` (features computed);
+    None when ``deploy.samples`` is 0 (export only)."""
+    if not params.deploy.samples:
+        return None
+    return split_inputs(params, dataset, "test", "cpu").materialize()[: params.deploy.samples]
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def export_conversion(params: Params, dataset: str, arch: str,
     folder = conversion_folder(dataset, arch)
     folder.mkdir(parents=True, exist_ok=True)
     timesteps = params.simulation.timesteps
-    inputs = test_inputs(params, dataset) if params.deploy.samples else None
+    inputs = deploy_inputs(params, dataset)
     entries = []
     for point, role in conversion_models(read_json(results_file), dataset, arch):
         snn = load_converted(Point.parse(dataset, arch, point).folder("snn") / "snn.pt")
@@ -104,7 +104,7 @@ def export_distillation(params: Params, dataset: str,
     its agreement record."""
     folder = distillation_folder(dataset)
     folder.mkdir(parents=True, exist_ok=True)
-    inputs = test_inputs(params, dataset) if params.deploy.samples else None
+    inputs = deploy_inputs(params, dataset)
     entries = []
     for method, setting, role in distillation_models(read_json(results_file), dataset):
         run = run_from_args(dataset, method, 0, **setting)
