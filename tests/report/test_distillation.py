@@ -99,3 +99,29 @@ def test_table3_rule_keeps_one_percent_and_lower_spikerates_only():
     assert best_configuration(configs[2:], 0.01) is None
     assert describe_setting({"setting": {"tau_s": 1.0, "tau_t": 8.0, "norm": "l1", "lam": 2.0}}) == \
         "tau_s=1, tau_t=8, l1, lambda=2e+00"
+
+
+def _regularized(norm, lam, delta, interval):
+    return {"dataset": "d", "method": "logits", "run": f"log-{norm}-{lam}", "setting": {"norm": norm, "lam": lam},
+            "delta_accuracy_mean": delta, "delta_accuracy_ci": interval}
+
+
+def test_a_fig7_curve_spans_when_its_smallest_lambda_is_within_noise_and_its_largest_clearly_costs():
+    from lowspike.report.distillation_report import DistillationResults, curve_ranges, table_curve_ranges
+
+    res = DistillationResults({"configurations": [
+        _regularized("l2", 10.0, -0.05, [-0.07, -0.03]), _regularized("l2", 0.1, 0.004, [-0.003, 0.011]),
+        _regularized("l2", 1.0, -0.01, [-0.02, 0.0]),
+        _regularized("l2sq", 0.1, 0.013, [0.003, 0.023]), _regularized("l2sq", 5.0, -0.03, [-0.05, 0.001]),
+        _regularized("l1", 1.0, -0.5, [-0.6, -0.4])]})  # one lambda: no curve
+    curves = {c["norm"]: c for c in curve_ranges(res, "d")}
+    assert set(curves) == {"l2", "l2sq"}
+    assert curves["l2"]["lambdas"] == 3 and curves["l2"]["smallest"]["setting"]["lam"] == 0.1
+    assert curves["l2"]["no_effect"] and curves["l2"]["clear_loss"]
+    assert not curves["l2sq"]["no_effect"] and not curves["l2sq"]["clear_loss"]  # above noise; loss within noise
+    res_small_loss = DistillationResults({"configurations": [
+        _regularized("l2", 0.1, 0.0, [-0.01, 0.01]), _regularized("l2", 1.0, -0.015, [-0.02, -0.01])]})
+    assert not curve_ranges(res_small_loss, "d")[0]["clear_loss"]  # beyond noise but not -2%
+    rows = table_curve_ranges(res, CTX).rows
+    assert [r[-1] for r in rows] == ["spans", "does not span"]
+    assert rows[0][3] == "1e-01: +0.40% [-0.3, +1.1]%"

@@ -510,6 +510,56 @@ def figure_regularization(res: DistillationResults, ctx: Context, dataset: str) 
     return render(fig, f"distillation_fig7_regularization_{dataset}", caption, list(ctx.formats), ctx.dpi)
 
 
+CLEAR_ACCURACY_LOSS = -0.02
+"""The accuracy delta (Eq. 11) the largest lambda of a Fig. 7 curve must reach, its interval
+below 0, for the curve to show the trade-off up to a clear loss."""
+
+
+def curve_ranges(res: DistillationResults, dataset: str) -> list[dict[str, Any]]:
+    """Per Fig. 7 curve (method and norm, at least two lambdas) whether it spans the trade-off:
+    ``no_effect`` when the smallest lambda's accuracy-delta interval contains 0, ``clear_loss``
+    when the largest lambda's delta is at most :data:`CLEAR_ACCURACY_LOSS` with its interval
+    below 0; a bound without an interval is neither."""
+    curves = []
+    for method in ("activation", "logits"):
+        configs = res.configs(dataset, (method,))
+        for norm in dict.fromkeys(c["setting"]["norm"] for c in configs):
+            series = sorted((c for c in configs if c["setting"]["norm"] == norm), key=lambda c: c["setting"]["lam"])
+            if len(series) < 2:
+                continue
+            smallest, largest = series[0], series[-1]
+            low, high = smallest.get("delta_accuracy_ci"), largest.get("delta_accuracy_ci")
+            loss = largest.get("delta_accuracy_mean")
+            curves.append({"method": method, "norm": norm, "lambdas": len(series), "smallest": smallest,
+                           "largest": largest, "no_effect": bool(low) and low[0] <= 0.0 <= low[1],
+                           "clear_loss": bool(high) and high[1] < 0.0 and usable(loss)
+                           and loss <= CLEAR_ACCURACY_LOSS})
+    return curves
+
+
+def table_curve_ranges(res: DistillationResults, ctx: Context) -> Table | None:
+    """Whether each Fig. 7 curve runs from no visible effect to a clear accuracy loss (:func:`curve_ranges`)."""
+    rows = []
+    for dataset in res.datasets:
+        for curve in curve_ranges(res, dataset):
+            ends = [f"{fmt_lambda(c['setting']['lam'])}: {_ms(c, 'delta_accuracy', _pct)}{_ci(c, 'delta_accuracy')}"
+                    for c in (curve["smallest"], curve["largest"])]
+            spans = curve["no_effect"] and curve["clear_loss"]
+            rows.append([dataset, f"{curve['method']} {curve['norm']}", str(curve["lambdas"]),
+                         ends[0], "yes" if curve["no_effect"] else "no", ends[1],
+                         "yes" if curve["clear_loss"] else "no", "spans" if spans else "does not span"])
+    if not rows:
+        return None
+    settings = "; ".join(_setting(res, ctx, d) for d in res.datasets)
+    caption = (f"Range of each Fig. 7 curve ({settings}): it spans the trade-off when its smallest lambda is within "
+               f"noise of the baseline (the accuracy-delta interval contains 0) and its largest costs accuracy "
+               f"beyond noise (delta at most {100 * CLEAR_ACCURACY_LOSS:.0f}%, interval below 0). The intervals "
+               f"count the test samples only: with one training seed per configuration, paired with the same-seed "
+               f"baseline, a curve's end can also move by the training noise (the baseline's seed spread, Table II).")
+    return Table("curve_ranges", caption, ["Dataset", "Curve", "Lambdas", "Smallest lambda: delta acc",
+                                           "Within noise", "Largest lambda: delta acc", "Clear loss", "Curve"], rows)
+
+
 def figure_energy_deltas(res: DistillationResults, ctx: Context, dataset: str,
                          models: list[str]) -> RenderedFigure | None:
     """Accuracy delta vs energy delta (Eq. 13 applied to the energy per inference) of every
@@ -606,5 +656,8 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
     for dataset in res.datasets:
         figure = figure_regularization(res, ctx, dataset)
         doc.add(figure if figure else Paragraph(f"Fig. 7 on {dataset}: {NOT_RUN} (no regularized student)."))
+    ranges = table_curve_ranges(res, ctx)
+    if ranges is not None:
+        doc.add(ranges)
     doc.add(Heading("All configurations"), table_configurations(res, ctx))
     return doc, plot_data(res)
