@@ -82,20 +82,35 @@ def _with_retry(action: Callable[[], T]) -> T:
     raise RuntimeError("unreachable")
 
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def _interrupts_deferred():
     """Hold Ctrl-C (SIGINT) and SIGTERM while a store write runs, and deliver them after it: a
     ``KeyboardInterrupt`` raised inside SQLAlchemy leaves the SQLite store locked by this very
-    process, and ending the run as KILLED then waits on that lock."""
+    process, and ending the run as KILLED then waits on that lock.
+
+    The signals' Python handlers are swapped for one that only records them, and the recorded
+    signals are raised again once the old handlers are back. A thread mask
+    (``pthread_sigmask``) would not hold them: the kernel hands a process-directed signal to any
+    thread that does not block it (MLflow's and torch's threads, started earlier), and Python
+    then runs the handler in the main thread at its next bytecode, inside the write."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    previous = {signum: signal.getsignal(signum) for signum in HELD_SIGNALS}
+    previous = {signum: handler for signum, handler in previous.items() if handler is not None}
+    received: list[int] = []
+    for signum in previous:
+        signal.signal(signum, lambda number, _frame: received.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager

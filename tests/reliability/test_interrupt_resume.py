@@ -374,11 +374,9 @@ def _runs_by_status(workdir: Path) -> list:
     return sorted(client.search_runs([experiment.experiment_id]), key=lambda r: r.info.start_time)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT], ids=["ctrl-c"])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_prints_one_line_exits_130_and_the_next_run_resumes_and_links_its_mlflow_run(workdir, stop):
-    """(SIGTERM takes the same path, ``runtime.Terminated``; its run of this test hung once on the
-    SQLite store's lock after the signal, as Ctrl-C did once before, so it is left out until that
-    race is found.)"""
+    """SIGTERM (``kill``, a scheduler) takes the same path as Ctrl-C (``runtime.Terminated``)."""
     write_params(workdir / "params.yaml",
                  tiny_params({"regularization": {"train": LONG_TRAIN}, "tracking": {"enabled": True}}))
     env = stage_env(workdir)
