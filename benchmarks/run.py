@@ -386,15 +386,19 @@ def bench_spiking_training(data, quick: bool) -> list[dict]:
 
 
 def _atan_step_loop(current: torch.Tensor, beta: float, threshold: float = 1.0, alpha: float = 2.0) -> torch.Tensor:
-    """The snntorch.Leaky loop (reset by subtraction, detached reset) in plain torch ops, spikes
-    with the atan surrogate as a straight-through estimator: the candidate for torch.compile."""
+    """The loop of :func:`lowspike.snn.leaky.reference_neuron` (reset by subtraction, detached
+    reset, the IF neuron's reset before its input) in plain torch ops, spikes with the atan
+    surrogate as a straight-through estimator: the candidate for torch.compile."""
     import math
 
     membrane = torch.zeros_like(current[0])
     spike = torch.zeros_like(current[0])
     spikes = []
     for step in current.unbind(0):
-        membrane = beta * membrane + step - threshold * spike.detach()
+        if beta == 1.0:
+            membrane = (membrane - threshold * spike.detach()) + step
+        else:
+            membrane = beta * membrane + step - threshold * spike.detach()
         shifted = membrane - threshold
         soft = torch.atan(math.pi / 2 * alpha * shifted) / math.pi
         spike = (shifted > 0).to(shifted.dtype) + (soft - soft.detach())  # exactly 0/1, atan's gradient

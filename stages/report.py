@@ -8,6 +8,7 @@ from lowspike import runtime
 from lowspike.report.build import write_reports
 from lowspike.report.headline import numbers, words, write_headlines
 from lowspike.stage_params import key_values, stage_keys
+from lowspike.studies import EXPORTS
 from lowspike.tracking import start_run
 
 
@@ -15,7 +16,7 @@ def main() -> int:
     parser = runtime.stage_parser(__doc__)
     parser.add_argument("--conversion", default="results/conversion")
     parser.add_argument("--distillation", default="results/distillation")
-    parser.add_argument("--exports", default="runs/export")
+    parser.add_argument("--exports", default=str(EXPORTS))
     parser.add_argument("--out", default="reports")
     args, params = runtime.parse_stage_args(parser)
     runtime.setup(uses_torch=False)

@@ -27,20 +27,23 @@ The directly trained students (SCNN, SRes-8, SVGG-11; :func:`student_to_nir`) ar
 batch norm folded into the convolutions, IF or LIF nodes named as the student's spiking layers,
 residual shortcuts as extra edges (NIR sums a node's inputs; the loaders return a
 :class:`GraphNetwork` for them) and the non-spiking readout as the output, one value per step.
-Their neurons are ``U[t] = (beta U[t-1] + I[t]) - S[t-1]`` (:mod:`lowspike.snn.leaky`), which
-is snntorch's order: snntorch's neurons are the student's bit for bit, sinabs' add the input
-after the reset (docs/deploy.md, "Students").
+Their IF neurons sum ``(U[t-1] - S[t-1]) + I[t]`` as the converted networks and sinabs do, their
+LIF neurons ``(beta U[t-1] + I[t]) - S[t-1]`` as snntorch does (:mod:`lowspike.snn.leaky`): IF
+students run in sinabs spike for spike, LIF students in snntorch; the other reader sums in
+another order (docs/deploy.md, "Students").
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+from .studies import DEPLOY_LIBRARIES
 
 IF_METADATA = {"reset": "subtract", "beta": 1.0, "threshold": 1.0, "fires_on": ">", "dt": 1.0,
                "source": "lowspike"}
@@ -532,19 +535,34 @@ def lowspike_spikes(snn: dict, inputs: torch.Tensor, timesteps: int) -> list[tor
     return [torch.stack(recorded[index]) for index in sorted(recorded)]
 
 
+Run = Callable[[torch.Tensor], tuple[list[torch.Tensor], torch.Tensor | None]]
+"""One batch of inputs -> each spiking layer's spikes ``[T, B, ...]`` and the readout ``[T, B, C]``
+(None for a converted SNN, whose prediction counts output spikes)."""
+
+
+def _agreement_by_batch(inputs: torch.Tensor, timesteps: int, reference: Run, readers: dict[str, Run]
+                        ) -> dict[str, Any]:
+    """Each reader of :data:`~lowspike.studies.DEPLOY_LIBRARIES` against ``reference``, batch by
+    batch (:data:`AGREEMENT_BATCH`), the counts summed over the batches."""
+    counts: dict[str, dict[str, Any] | None] = dict.fromkeys(readers)
+    for batch in _batches(inputs):
+        spikes, readout = reference(batch)
+        for library, run in readers.items():
+            other, other_readout = run(batch)
+            readouts = None if readout is None else (readout, other_readout)
+            counts[library] = _add_counts(counts[library], _agreement_counts(spikes, other, readouts))
+    return {**{library: _agreement(total) for library, total in counts.items()},
+            "samples": int(inputs.shape[0]), "timesteps": timesteps}
+
+
 def agreement_summary(snn: dict, path: str | Path, inputs: torch.Tensor, timesteps: int) -> dict[str, Any]:
     """The file at ``path`` run in sinabs and in snntorch against lowspike's own spikes, batch by
     batch (:data:`AGREEMENT_BATCH`)."""
     sinabs_net, snntorch_net = load_sinabs(path, timesteps), load_snntorch(path)
-    sinabs_counts = snntorch_counts = None
-    for batch in _batches(inputs):
-        reference = lowspike_spikes(snn, batch, timesteps)
-        sinabs_counts = _add_counts(sinabs_counts, _agreement_counts(
-            reference, run_sinabs(sinabs_net, batch, timesteps), None))
-        snntorch_counts = _add_counts(snntorch_counts, _agreement_counts(
-            reference, run_snntorch(snntorch_net, batch, timesteps), None))
-    return {"sinabs": _agreement(sinabs_counts), "snntorch": _agreement(snntorch_counts),
-            "samples": int(inputs.shape[0]), "timesteps": timesteps}
+    runs = (lambda batch: (run_sinabs(sinabs_net, batch, timesteps), None),
+            lambda batch: (run_snntorch(snntorch_net, batch, timesteps), None))
+    return _agreement_by_batch(inputs, timesteps, lambda batch: (lowspike_spikes(snn, batch, timesteps), None),
+                               dict(zip(DEPLOY_LIBRARIES, runs, strict=True)))
 
 
 # ------------------------------------------------------------------ directly trained students
@@ -552,7 +570,8 @@ def agreement_summary(snn: dict, path: str | Path, inputs: torch.Tensor, timeste
 
 def neuron_metadata(beta: float) -> dict:
     """What a neuron node of an exported student runs (docs/conventions.md, Neurons):
-    ``U[t] = beta U[t-1] + I[t] - S[t-1]``, ``S[t] = 1[U[t] > 1]``, one step of ``dt = 1``."""
+    ``U[t] = beta U[t-1] + I[t] - S[t-1]``, ``S[t] = 1[U[t] > 1]``, one step of ``dt = 1``
+    (the float32 order of the sum is :mod:`lowspike.snn.leaky`'s)."""
     return {**IF_METADATA, "beta": float(beta)}
 
 
@@ -682,9 +701,13 @@ def _affine(graph: _Graph, name: str, linear: nn.Module, source: str, scale: flo
     if not isinstance(linear, nn.Linear) or graph.shapes[source] != (linear.in_features,):
         raise ExportError(f"layer {name}: expects a Linear layer on {graph.shapes[source]} values")
     weight = (linear.weight.detach().double() * scale).float().numpy()
-    bias = (linear.bias.detach().float().numpy() if linear.bias is not None
-            else np.zeros(linear.out_features, dtype=np.float32))
-    return graph.add(name, nir.Affine(weight, bias), (linear.out_features,), source)
+    return graph.add(name, nir.Affine(weight, _bias(linear)), (linear.out_features,), source)
+
+
+def _bias(linear: nn.Linear) -> np.ndarray:
+    if linear.bias is None:
+        return np.zeros(linear.out_features, dtype=np.float32)
+    return linear.bias.detach().float().numpy()
 
 
 def _mean_affine(graph: _Graph, name: str, linear: nn.Module, source: str) -> str:
@@ -699,10 +722,8 @@ def _mean_affine(graph: _Graph, name: str, linear: nn.Module, source: str) -> st
     if not isinstance(linear, nn.Linear) or linear.in_features != channels:
         raise ExportError(f"layer {name}: expects a Linear layer on {channels} channel means")
     weight = (linear.weight.detach().double() / length).repeat_interleave(length, dim=1).float().numpy()
-    bias = (linear.bias.detach().float().numpy() if linear.bias is not None
-            else np.zeros(linear.out_features, dtype=np.float32))
     flat = _flatten(graph, "flatten", source)
-    return graph.add(name, nir.Affine(weight, bias), (linear.out_features,), flat)
+    return graph.add(name, nir.Affine(weight, _bias(linear)), (linear.out_features,), flat)
 
 
 def _scnn_graph(model, input_shape) -> tuple[_Graph, str]:
@@ -810,15 +831,24 @@ def write_student_nir(path: str | Path, model, input_shape: tuple[int, ...] | No
     nir.write(str(path), student_to_nir(model, input_shape))
 
 
+def _float32_copy(model):
+    """A float32, eval-mode CPU copy of a student (no bfloat16 autocast)."""
+    reference = copy.deepcopy(model).cpu().float().eval()
+    reference.bfloat16 = False
+    return reference
+
+
 @torch.inference_mode()
+def _own_spikes(reference, inputs: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    out = reference(inputs.cpu().float())
+    return [s.float() for s in out.spikes], out.readout
+
+
 def student_spikes(model, inputs: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The reference: the student's own spikes ``[T, B, ...]`` per spiking layer (in
     ``spiking_layer_names`` order) and readout ``[T, B, C]``, from a float32, eval-mode copy of
     ``model`` (fused neurons, :func:`lowspike.snn.leaky.multistep_leaky`)."""
-    reference = copy.deepcopy(model).cpu().float().eval()
-    reference.bfloat16 = False
-    out = reference(inputs.cpu().float())
-    return [s.float() for s in out.spikes], out.readout
+    return _own_spikes(_float32_copy(model), inputs)
 
 
 def student_agreement(model, path: str | Path, inputs: torch.Tensor) -> dict[str, Any]:
@@ -826,13 +856,9 @@ def student_agreement(model, path: str | Path, inputs: torch.Tensor) -> dict[str
     spikes (:func:`student_spikes`), T = ``model.timesteps``, batch by batch
     (:data:`AGREEMENT_BATCH`); predictions compare the argmax of the readout summed over T."""
     timesteps = int(model.timesteps)
+    reference = _float32_copy(model)
     sinabs_net, snntorch_net = load_sinabs(path, timesteps), load_snntorch(path)
-    sinabs_counts = snntorch_counts = None
-    for batch in _batches(inputs):
-        reference, readout = student_spikes(model, batch)
-        spikes, other_readout = run_student_sinabs(sinabs_net, batch, timesteps)
-        sinabs_counts = _add_counts(sinabs_counts, _agreement_counts(reference, spikes, (readout, other_readout)))
-        spikes, other_readout = run_student_snntorch(snntorch_net, batch, timesteps)
-        snntorch_counts = _add_counts(snntorch_counts, _agreement_counts(reference, spikes, (readout, other_readout)))
-    return {"sinabs": _agreement(sinabs_counts), "snntorch": _agreement(snntorch_counts),
-            "samples": int(inputs.shape[0]), "timesteps": timesteps}
+    runs = (lambda batch: run_student_sinabs(sinabs_net, batch, timesteps),
+            lambda batch: run_student_snntorch(snntorch_net, batch, timesteps))
+    return _agreement_by_batch(inputs, timesteps, lambda batch: _own_spikes(reference, batch),
+                               dict(zip(DEPLOY_LIBRARIES, runs, strict=True)))

@@ -1,5 +1,6 @@
-"""The fused multi-step IF/LIF neuron against hand-computed cases and snntorch.Leaky step by step:
-identical spikes, gradients equal within float32 rounding for every surrogate of the registry."""
+"""The fused multi-step IF/LIF neuron against hand-computed cases and its snntorch module step by
+step (snntorch's Leaky for LIF, its reset-first variant for IF): identical spikes, gradients equal
+within float32 rounding for every surrogate of the registry."""
 
 import math
 
@@ -9,19 +10,47 @@ import torch
 
 from lowspike import native
 from lowspike.snn import leaky
-from lowspike.snn.leaky import Repeated, leaky_reference, multistep_leaky
+from lowspike.snn.leaky import Repeated, ResetFirstIF, leaky_reference, multistep_leaky, reference_neuron
 from lowspike.snn.surrogates import SURROGATE_DERIVATIVES, snntorch_surrogate
 
 
-def _snntorch_loop(current, beta, surrogate="atan"):
-    neuron = snntorch.Leaky(beta=beta, threshold=1.0, spike_grad=snntorch_surrogate(surrogate),
-                            reset_mechanism="subtract")
+def _step_loop(neuron, current):
     membrane = torch.zeros_like(current[0])
     spikes = []
     for t in range(current.shape[0]):
         spike, membrane = neuron(current[t], membrane)
         spikes.append(spike)
     return torch.stack(spikes)
+
+
+def _snntorch_loop(current, beta, surrogate="atan"):
+    """The step-by-step loop of the snntorch module of the neuron (:func:`reference_neuron`)."""
+    return _step_loop(reference_neuron(beta, 1.0, surrogate), current)
+
+
+def _plain_snntorch_loop(current, beta):
+    return _step_loop(snntorch.Leaky(beta=beta, threshold=1.0, spike_grad=snntorch_surrogate("atan"),
+                                     reset_mechanism="subtract"), current)
+
+
+IF_ORDER_CASE = torch.tensor([[1.25], [0.75 + 2.0 ** -23]])
+"""U[0] = 1.25 fires; then (U - 1) + I = 1 + 2^-23 > 1 fires again, while (U + I) - 1 rounds
+2 + 2^-23 to 2 (a tie, to even) and lands on 1: no spike."""
+
+
+def test_the_if_neuron_subtracts_the_reset_before_adding_the_input_as_sinabs_and_the_conversion_simulator():
+    assert multistep_leaky(IF_ORDER_CASE, 1.0).flatten().tolist() == [1.0, 1.0]
+    assert _snntorch_loop(IF_ORDER_CASE, 1.0).flatten().tolist() == [1.0, 1.0]
+    assert _plain_snntorch_loop(IF_ORDER_CASE, 1.0).flatten().tolist() == [1.0, 0.0]
+
+
+def test_the_lif_neuron_adds_the_input_before_the_reset_as_snntorch():
+    # beta 0.5: U[0] = 1.5 fires; (0.75 + I) - 1 with I = 1.25 + 2^-23: 2 + 2^-23 rounds to 2 (a
+    # tie, to even), then 1.0: no spike; (0.75 - 1) + I would be 1 + 2^-23 and fire
+    current = torch.tensor([[1.5], [1.25 + 2.0 ** -23]])
+    assert multistep_leaky(current, 0.5).flatten().tolist() == [1.0, 0.0]
+    assert _plain_snntorch_loop(current, 0.5).flatten().tolist() == [1.0, 0.0]
+    assert type(reference_neuron(0.5)) is snntorch.Leaky and type(reference_neuron(1.0)) is ResetFirstIF
 
 
 def test_if_backward_hand_computed():
@@ -111,10 +140,11 @@ def test_a_bfloat16_current_integrates_in_float32():
     assert current.grad.dtype == torch.bfloat16
 
 
-def test_the_reference_loop_is_snntorch():
+@pytest.mark.parametrize("beta", [1.0, 0.9])
+def test_the_reference_loop_is_the_snntorch_module(beta):
     torch.manual_seed(5)
     current = torch.randn(6, 4, 3) + 0.5
-    assert torch.equal(leaky_reference(current, 0.9), _snntorch_loop(current, 0.9))
+    assert torch.equal(leaky_reference(current, beta), _snntorch_loop(current, beta))
 
 
 def test_evaluation_keeps_no_graph():

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
-import snntorch
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..snn.leaky import Current, Repeated, leaky_reference, multistep_leaky
+from ..snn.leaky import Current, Repeated, leaky_reference, multistep_leaky, reference_neuron
 from ..snn.surrogates import SURROGATE_DERIVATIVES, snntorch_surrogate
 
 SURROGATES: dict[str, Callable[[], Callable]] = {name: partial(snntorch_surrogate, name)
@@ -112,11 +111,13 @@ class SpikingNeurons(nn.Module):
     U[t] = beta U[t-1] + I[t] - theta S[t-1],   S[t] = H(U[t] - theta),  theta = 1
 
     (snntorch fires on U > theta strictly). ``beta = 1`` is the IF neuron, ``beta < 1`` the LIF
-    neuron. The backward pass of H is the chosen surrogate (``atan`` by default).
+    neuron; the order each sums in float32 is :mod:`lowspike.snn.leaky`'s. The backward pass of
+    H is the chosen surrogate (``atan`` by default).
 
     By default the T steps run fused (:func:`lowspike.snn.leaky.multistep_leaky`: one autograd
-    node, spikes identical to snntorch's); ``fused = False`` runs the reference loop of
-    ``snntorch.Leaky`` calls through :attr:`neuron` (the tests and NeuroBench use it).
+    node); ``fused = False`` runs the reference loop of snntorch module calls through
+    :attr:`neuron` (:func:`~lowspike.snn.leaky.reference_neuron`, the same spikes; the tests and
+    NeuroBench use it).
     """
 
     def __init__(self, beta: float = 1.0, surrogate_name: str = "atan", threshold: float = 1.0):
@@ -127,8 +128,7 @@ class SpikingNeurons(nn.Module):
         self.threshold = float(threshold)
         self.surrogate_name = surrogate_name
         self.fused = True
-        self.neuron = snntorch.Leaky(beta=self.beta, threshold=threshold, spike_grad=SURROGATES[surrogate_name](),
-                                     reset_mechanism="subtract")
+        self.neuron = reference_neuron(self.beta, self.threshold, surrogate_name)
 
     def forward(self, current: Current) -> torch.Tensor:
         """Spikes ``[T, B, ...]`` for the input current ``[T, B, ...]`` (or a static current

@@ -8,11 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..studies import DEPLOY_RECORD, EXPORTS
+from ..studies import DEPLOY_LIBRARIES, DEPLOY_RECORD, EXPORTS
 from .document import Block, Heading, Paragraph
 from .tables import Table, fmt_fraction_percent
-
-LIBRARIES = ("sinabs", "snntorch")
 
 MEANING = ("Spikes: lowspike's spike events over all layers, steps and samples. Events differing: "
            "|s_lowspike - s_library| summed over neurons and steps (a spike moved by one step counts 2). "
@@ -44,14 +42,14 @@ def deploy_table(record: dict[str, Any]) -> Table:
     where = record["dataset"] + (f", {record['arch']}" if record.get("arch") else f", {record.get('student', '')}")
     name = f"deploy-{record['study']}-{record['dataset']}" + (f"-{record['arch']}" if record.get("arch") else "")
     header = ["Model", "Selected as", "File (kB)", "Spikes"]
-    header += [f"{library}: {column}" for library in LIBRARIES
+    header += [f"{library}: {column}" for library in DEPLOY_LIBRARIES
                for column in ("events differing", "totals differing", "same prediction")]
     rows = []
     for entry in record["models"]:
-        spikes = next((entry[lib]["spikes"] for lib in LIBRARIES if lib in entry), None)
+        spikes = next((entry[lib]["spikes"] for lib in DEPLOY_LIBRARIES if lib in entry), None)
         rows.append([entry["model"], entry["role"], f"{entry['bytes'] / 1000:.1f}",
                      f"{spikes:,}" if spikes is not None else "not run",
-                     *(cell for library in LIBRARIES for cell in _library_cells(entry, library))])
+                     *(cell for library in DEPLOY_LIBRARIES for cell in _library_cells(entry, library))])
     neuron = f"{record['neuron'].upper()} neurons, " if record.get("neuron") else "IF neurons, "
     caption = (f"Deploy ({where}): NIR files run in sinabs and snntorch on the first {record['samples']} test "
                f"samples, T = {record['timesteps']}, {neuron}against lowspike's spikes.")

@@ -5,9 +5,16 @@ The model is ``snntorch.Leaky(beta, threshold, reset_mechanism="subtract")`` (sn
 
     U[t] = beta U[t-1] + I[t] - theta S[t-1],     S[t] = 1[U[t] > theta],     U[-1] = S[-1] = 0
 
-``beta = 1`` is the IF neuron. The reset term is detached (snntorch computes it from the
-previous membrane through ``.detach()``), so the backward pass through the surrogate
-derivative ``sigma'`` (:mod:`.surrogates`) is the linear recurrence::
+``beta = 1`` is the IF neuron. The float32 order of the sum is the one of the networks each
+neuron is compared with: a LIF neuron (``beta < 1``) computes ``(beta U + I) - theta S`` as
+snntorch does; the IF neuron computes ``(U - theta S) + I``, the reset before the input, as
+lowspike's conversion simulator (:mod:`.simulation`) and sinabs' ``IAF`` do, so that a student
+and a converted network have one IF neuron and an exported IF network runs in sinabs spike for
+spike (docs/deploy.md). :func:`reference_neuron` is snntorch's module for each.
+
+The reset term is detached (snntorch computes it from the previous membrane through
+``.detach()``), so the backward pass through the surrogate derivative ``sigma'``
+(:mod:`.surrogates`) is the linear recurrence::
 
     dL/dU[t] = dL/dS[t] sigma'(U[t] - theta) + beta dL/dU[t+1],     dL/dI[t] = dL/dU[t]
 
@@ -17,13 +24,12 @@ membranes. Both passes run on the current viewed as rows ``[T, N]`` in its memor
 (:class:`Rows`, no copy of a channels-last map) in the compiled kernels of ``leaky_kernels.c``
 (:mod:`lowspike.native`: each tensor read and written once, a bfloat16 current cast inside the
 step), or, without a C compiler, in the eager loops :func:`leaky_forward` and
-:func:`leaky_backward`; both give the same bits. The forward evaluates the same float32
-expressions in the same order as snntorch (``(beta U + I) - theta S``), so the spikes are
-identical bit for bit; gradients agree within float32 rounding (the additions of the recurrence
-are ordered differently from autograd's).
+:func:`leaky_backward`; both give the same bits, and the spikes of :func:`reference_neuron`'s
+step-by-step loop bit for bit; gradients agree within float32 rounding (the additions of the
+recurrence are ordered differently from autograd's).
 
-:func:`leaky_reference` is the plain step-by-step loop through ``snntorch.Leaky`` that the tests
-and NeuroBench use.
+:func:`leaky_reference` is the plain step-by-step loop through that snntorch module that the
+tests and NeuroBench use.
 """
 
 from __future__ import annotations
@@ -97,14 +103,11 @@ def leaky_forward(current: Current, beta: float, threshold: float, keep_membrane
             u.copy_(current_at(0))
         else:
             previous = membrane[t - 1] if keep_membrane else membrane[(t - 1) % 2]
+            reset = spikes[t - 1] if threshold == 1.0 else spikes[t - 1] * threshold
             if beta == 1.0:
-                torch.add(previous, current_at(t), out=u)
+                torch.sub(previous, reset, out=u).add_(current_at(t))
             else:
-                torch.mul(previous, beta, out=u).add_(current_at(t))
-            if threshold == 1.0:
-                u.sub_(spikes[t - 1])
-            else:
-                u.sub_(spikes[t - 1] * threshold)
+                torch.mul(previous, beta, out=u).add_(current_at(t)).sub_(reset)
         torch.gt(u, threshold, out=fired)
         spikes[t].copy_(fired)
     return spikes, (membrane if keep_membrane else None)
@@ -289,12 +292,33 @@ def multistep_leaky(current: Current, beta: float = 1.0, threshold: float = 1.0,
     return _integrate(tensor, current.timesteps if static else None, float(beta), float(threshold))[0]
 
 
+class ResetFirstIF(snntorch.Leaky):
+    """``snntorch.Leaky(beta=1, reset_mechanism="subtract")`` with the reset subtracted before the
+    input is added, ``U[t] = (U[t-1] - theta S[t-1]) + I[t]``: the IF neuron of the module
+    docstring as an snntorch module (NeuroBench hooks it as one). snntorch's own computes
+    ``(U[t-1] + I[t]) - theta S[t-1]``: the same sum, which float32 can round differently."""
+
+    def __init__(self, threshold: float = 1.0, spike_grad=None):
+        super().__init__(beta=1.0, threshold=threshold, spike_grad=spike_grad, reset_mechanism="subtract")
+
+    def _base_sub(self, input_: torch.Tensor) -> torch.Tensor:
+        return (self.mem - self.reset * self.threshold) + input_
+
+
+def reference_neuron(beta: float = 1.0, threshold: float = 1.0, surrogate: str = "atan") -> snntorch.Leaky:
+    """The snntorch module of one layer of :func:`multistep_leaky`'s neurons, bit for bit:
+    :class:`ResetFirstIF` for ``beta = 1``, ``snntorch.Leaky`` itself for ``beta < 1``."""
+    spike_grad = snntorch_surrogate(surrogate)
+    if float(beta) == 1.0:
+        return ResetFirstIF(threshold=threshold, spike_grad=spike_grad)
+    return snntorch.Leaky(beta=beta, threshold=threshold, spike_grad=spike_grad, reset_mechanism="subtract")
+
+
 def leaky_reference(current: torch.Tensor, beta: float = 1.0, threshold: float = 1.0,
                     surrogate: str = "atan", neuron=None) -> torch.Tensor:
-    """The same layer as a plain loop of ``snntorch.Leaky`` calls, one per timestep (stacked)."""
+    """The same layer as a plain loop of :func:`reference_neuron` calls, one per timestep (stacked)."""
     if neuron is None:
-        neuron = snntorch.Leaky(beta=beta, threshold=threshold, spike_grad=snntorch_surrogate(surrogate),
-                                reset_mechanism="subtract")
+        neuron = reference_neuron(beta, threshold, surrogate)
     if isinstance(current, Repeated):
         current = current.expand()
     membrane = torch.zeros_like(current[0])

@@ -3,7 +3,8 @@
  * -ffp-contract=off` and no fast-math: every float operation below is the one PyTorch's eager
  * loop performs, in the same order, so the results are the same bits (a test checks it).
  *
- * Forward, per neuron i:  U[t] = beta U[t-1] + I[t] - theta S[t-1],  S[t] = 1[U[t] > theta].
+ * Forward, per neuron i:  U[t] = beta U[t-1] + I[t] - theta S[t-1],  S[t] = 1[U[t] > theta]
+ * (IF, beta = 1: (U - theta S) + I; LIF: (beta U + I) - theta S; lowspike/snn/leaky.py says why).
  * Backward (surrogate gradient, reset detached): the membranes are recomputed from the current,
  * then  dL/dU[t] = sigma'(U[t] - theta) dL/dS[t] + beta dL/dU[t+1],  dL/dI[t] = dL/dU[t]
  * (summed over t for a static current, one [N] current seen at every step).
@@ -58,13 +59,14 @@ static inline float derivative(int surrogate, float x, float scale, float half_a
     return x < 0.0f ? half_alpha : -half_alpha;
 }
 
-/* One step of the membrane, as the eager loop of lowspike.snn.leaky computes it:
- * U_0 = I_0; U_t = beta U_{t-1} + I_t - theta S_{t-1} (the multiplications by 1 skipped, so the
- * rounding is the eager path's). */
+/* One step of the membrane, as the eager loop of lowspike.snn.leaky computes it: U_0 = I_0;
+ * IF: U_t = (U_{t-1} - theta S_{t-1}) + I_t; LIF: U_t = (beta U_{t-1} + I_t) - theta S_{t-1}
+ * (the multiplications by 1 skipped, so the rounding is the eager path's). */
 static inline float membrane_step(int64_t t, float previous, float drive, float spike, float beta, float threshold) {
     if (t == 0) return drive;
-    float v = beta == 1.0f ? previous + drive : previous * beta + drive;
-    return threshold == 1.0f ? v - spike : v - spike * threshold;
+    float reset = threshold == 1.0f ? spike : spike * threshold;
+    if (beta == 1.0f) return (previous - reset) + drive;
+    return (previous * beta + drive) - reset;
 }
 
 /* spikes[t * n + i]; membrane (may be NULL) likewise. */

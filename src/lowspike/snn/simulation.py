@@ -1,9 +1,10 @@
 """Simulation of a converted SNN over T timesteps, vectorized over the batch.
 
 Each weight layer integrates its input current into integrate-and-fire neurons (threshold
-theta = 1, reset by subtraction: ``v += I; s = 1[v > theta]; v -= theta s``, which gives the spike
-trains of ``snntorch.Leaky(beta=1, reset_mechanism="subtract")``); pooling and flattening act
-on the spikes feeding the next weight layer. With ``analog`` input the
+theta = 1, reset by subtraction: ``v += I; s = 1[v > theta]; v -= theta s``, the students' IF
+neuron (:mod:`.leaky`) and sinabs' ``IAF`` in the same float32 order; ``snntorch.Leaky(beta=1,
+reset_mechanism="subtract")`` gives the same spike trains up to that order's rounding); pooling
+and flattening act on the spikes feeding the next weight layer. With ``analog`` input the
 image is a constant current into the first weight layer (computed once); with ``poisson`` or
 ``bernoulli`` coding each pixel spikes with probability equal to its intensity at every
 step, and those input spikes count as spikes and SynOps. The prediction at step t is the

@@ -12,3 +12,8 @@ EXPORTS = Path("runs") / "export"
 ``.nir`` files and one :data:`DEPLOY_RECORD`, which the reports' Deploy tables read."""
 
 DEPLOY_RECORD = "deploy.json"
+"""The name of that record in each export folder."""
+
+DEPLOY_LIBRARIES = ("sinabs", "snntorch")
+"""The libraries each exported file runs in, the keys of each model's agreement in the record
+(:func:`lowspike.deploy.agreement_summary`, :func:`lowspike.deploy.student_agreement`)."""

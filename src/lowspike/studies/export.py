@@ -29,11 +29,10 @@ from ..checkpoints import load_model_payload
 from ..config import Params
 from ..distillation import run_from_args
 from ..snn.convert import load_converted
-from . import DEPLOY_RECORD, EXPORTS
+from . import DEPLOY_LIBRARIES, DEPLOY_RECORD, EXPORTS
 from .conversion_points import BASELINE, Point
 from .conversion_snn import split_inputs
 from .distillation_train import make_student, setup_for
-
 
 
 def conversion_folder(dataset: str, arch: str) -> Path:
@@ -131,7 +130,7 @@ def metrics(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     figures = {}
     for entry in record["models"]:
         values: dict[str, Any] = {"bytes": entry["bytes"]}
-        for library in ("sinabs", "snntorch"):
+        for library in DEPLOY_LIBRARIES:
             if library in entry:
                 values[library] = {key: entry[library][key] for key in
                                    ("spikes", "events_differing", "totals_differing", "same_prediction")}
@@ -143,7 +142,7 @@ def summary(record: dict[str, Any]) -> str:
     """One line: the files written and how far each library is from lowspike's spikes."""
     entries = record["models"]
     line = f"{len(entries)} NIR files ({sum(e['bytes'] for e in entries) / 1e6:.2f} MB)"
-    for library in ("sinabs", "snntorch"):
+    for library in DEPLOY_LIBRARIES:
         runs = [e[library] for e in entries if library in e]
         if runs:
             line += (f"; {library}: {sum(r['events_differing'] for r in runs)} of "
