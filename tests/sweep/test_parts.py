@@ -142,13 +142,34 @@ def test_plan_mode_counts_the_tiny_profile_and_prices_its_stages(tmp_path):
         "aggregate_distillation": 1, "export_conversion": 1, "export_distillation": 1, "report": 1}
     priced = [row for row in estimate["stages"] if "cpu_s" in row]
     assert {row["family"] for row in priced} == {"train_dnn_mlp", "train_dnn_baseline", "convert", "simulate", "evaluate",
-                                                 "train_teacher", "train_student_baseline_digits", "evaluate_students"}
+                                                 "train_teacher", "train_student_baseline_digits", "evaluate_students",
+                                                 "export_conversion", "export_distillation"}
     assert all(row["cpu_s"] > 0 for row in priced)
     assert estimate["wall_hours"]["1"] == pytest.approx(sum(row["cpu_s"] for row in priced) / 3600)
     assert estimate["wall_hours"]["2"] < estimate["wall_hours"]["1"]
     assert estimate["gpu_hours"] is None or estimate["gpu_hours"] > 0
     calibration = next(v for k, v in estimate["measurements"].items() if k.startswith("calibration"))
     assert calibration["samples"] == 1258 and calibration["calibration_bytes"] >= 0
+
+
+def test_an_export_stage_is_priced_for_its_baseline_and_each_model_its_tables_can_select(tmp_path):
+    from lowspike.params import read_params
+    from lowspike.sweep.cost import stage_seconds
+
+    from ..reliability.conftest import EMPTY_GRIDS, tiny_params, write_params
+
+    grids = {**EMPTY_GRIDS, "activation": {"l1": [1.0, 2.0], "l2": [50.0]}, "logits": {"l2": [0.1], "l2sq": []}}
+    params = read_params(write_params(tmp_path / "tiny.yaml", tiny_params({"distillation": {"grids": {"digits": grids}}})))
+    units = type("Units", (), {})()
+    units.params = params
+    units.export_conversion = lambda arch, dataset: 0.01  # per step of one batch of 50 samples
+    units.export_student = lambda dataset: 0.5  # per batch of 50 samples at the student's T
+    conversion = StageWork("export_conversion@digits-mlp", "export_conversion", "digits", "mlp", None, ())
+    # the baseline and l1's Table 1 pick: 2 models x ceil(200 / 50) = 4 batches x T = 10 steps x 0.01 s
+    assert stage_seconds(conversion, units, "cpu") == pytest.approx(2 * 4 * 10 * 0.01)
+    distillation = StageWork("export_distillation@digits", "export_distillation", "digits", None, None, ())
+    # the baseline, ActReg's and LogReg's Table III picks: 3 models x 4 batches x 0.5 s
+    assert stage_seconds(distillation, units, "cpu") == pytest.approx(3 * 4 * 0.5)
 
 
 def _spec(name: str, *upstream: str):

@@ -13,9 +13,12 @@
    a list schedule of the estimates over DVC's graph in DVC's order (what Ray does with one
    stage per worker).
 
-Training estimates use ``max_epochs`` (early stopping makes them upper bounds). ``prepare``,
-the aggregations and the report are not priced: they read and write files for seconds to
-minutes. Timings use one torch thread (one core per task, the runner's default).
+Training estimates use ``max_epochs`` (early stopping makes them upper bounds). An export stage
+is priced for its baseline and one model per regularizer (Table 1) or Table III family (the
+most its tables can select), each run back in lowspike, sinabs and snntorch on
+``deploy.samples`` inputs (:func:`agreement_probe`). ``prepare``, the aggregations and the
+report are not priced: they read and write files for seconds to minutes. Timings use one torch
+thread (one core per task, the runner's default).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ GSC_SPLITS = (84843, 9981, 11005)
 IMAGE_TEST_SIZE = {"mnist": 10000, "cifar10": 10000}
 IMAGE_TRAIN_SIZE = {"mnist": 60000, "cifar10": 50000}
 SIMULATION_PROBE_STEPS = 5
+EXPORT_PROBE_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,31 @@ def calibration_probe(arch: str, dataset: str, samples: int, shape: list[int], c
             "samples": samples}
 
 
+def agreement_probe(network, inputs: torch.Tensor, timesteps: int | None, repeats: int) -> float:
+    """Seconds of one :data:`~lowspike.deploy.AGREEMENT_BATCH` of ``inputs`` written to NIR and
+    run in lowspike, sinabs and snntorch (:func:`lowspike.deploy.agreement_summary` for a
+    converted SNN ``dict`` over ``timesteps``, :func:`lowspike.deploy.student_agreement` for a
+    student at its own T); the fastest of ``repeats`` after a warm-up."""
+    from .. import deploy
+
+    batch = inputs[:deploy.AGREEMENT_BATCH]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "probe.nir"
+        if isinstance(network, dict):
+            deploy.write_nir(path, network)
+            run = lambda: deploy.agreement_summary(network, path, batch, timesteps)  # noqa: E731
+        else:
+            deploy.write_student_nir(path, network)
+            run = lambda: deploy.student_agreement(network, path, batch)  # noqa: E731
+        run()
+        times = []
+        for _ in range(max(1, repeats)):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def run_calibration_probe(arch: str, dataset: str, samples: int, shape: tuple[int, ...], classes: int,
                           percentile: float) -> dict[str, float]:
     code = ("import json, sys; from lowspike.sweep.cost import calibration_probe; "
@@ -293,6 +322,31 @@ class UnitCosts:
 
         return self._once(("train", setup.student, dataset, method, device), measure)
 
+    def export_conversion(self, arch: str, dataset: str) -> float:
+        """Seconds per timestep of one agreement batch of a converted ``arch`` (random weights,
+        calibrated on 256 random inputs)."""
+        shape, classes = input_shape(self.params, dataset), num_classes(self.params, dataset)
+
+        def measure():
+            torch.manual_seed(0)
+            inputs = torch.rand(256, *shape)
+            snn = convert(build_dnn(arch, shape, classes), inputs, percentile=self.params.conversion.percentile)
+            return agreement_probe(snn, inputs, EXPORT_PROBE_STEPS, self.repeats) / EXPORT_PROBE_STEPS
+
+        return self._once(("export", arch, dataset), measure)
+
+    def export_student(self, dataset: str) -> float:
+        """Seconds of one agreement batch of the dataset's student at its T (random weights)."""
+        shape, classes = input_shape(self.params, dataset), num_classes(self.params, dataset)
+
+        def measure():
+            torch.manual_seed(0)
+            student = make_student(self.params, dataset, shape, classes).eval()
+            student.bfloat16 = False
+            return agreement_probe(student, torch.rand(64, *shape), None, self.repeats)
+
+        return self._once(("export", self.params.distillation.setups[dataset].student, dataset), measure)
+
     def conversion(self, arch: str, dataset: str) -> dict[str, float]:
         train, _, _ = split_sizes(self.params, dataset)
         samples = self.params.conversion.calibration_samples or train
@@ -327,6 +381,15 @@ def stage_seconds(stage: StageWork, units: UnitCosts, device: str) -> float | No
             return points * batches * params.simulation.timesteps * probe["simulation_step_s"]
         _, forward = units.dnn(stage.arch, stage.dataset, False, device)
         return points * math.ceil(test / params.regularization.train.batch_size) * forward
+    elif stage.family in ("export_conversion", "export_distillation"):
+        from ..deploy import AGREEMENT_BATCH
+
+        batches = math.ceil(params.deploy.samples / AGREEMENT_BATCH)
+        if stage.family == "export_conversion":
+            models = 1 + len({point.regularizer for point in grid(params, stage.dataset, stage.arch)} - {"none"})
+            return models * batches * params.simulation.timesteps * units.export_conversion(stage.arch, stage.dataset)
+        families = {METHODS[run.method].family for run in student_runs(params, stage.dataset)} - {None}
+        return (1 + len(families)) * batches * units.export_student(stage.dataset)
     elif stage.family == "evaluate_students":
         cfg = params.distillation.setups[stage.dataset].student_train
         _, forward = units.student(stage.dataset, "baseline", device)
@@ -405,13 +468,14 @@ def duration(seconds: float) -> str:
 def render(result: Estimate, params_file: Path, devices: list[str]) -> str:
     total = sum(f["stages"] for f in result.families.values())
     lines = [f"plan for {params_file}: {total} stages (as DVC expands them)", ""]
-    lines.append(f"{'stage family':<26}{'stages':>7}" + "".join(f"{d + ' per stage':>18}{d + ' total':>14}"
-                                                               for d in devices))
+    width = max([26, *(len(family) + 2 for family in result.families)])
+    lines.append(f"{'stage family':<{width}}{'stages':>7}" + "".join(f"{d + ' per stage':>18}{d + ' total':>14}"
+                                                                   for d in devices))
     for family, totals in result.families.items():
         if family in result.not_priced:
-            lines.append(f"{family:<26}{totals['stages']:>7}{'not priced':>18}")
+            lines.append(f"{family:<{width}}{totals['stages']:>7}{'not priced':>18}")
             continue
-        lines.append(f"{family:<26}{totals['stages']:>7}" + "".join(
+        lines.append(f"{family:<{width}}{totals['stages']:>7}" + "".join(
             f"{duration(totals[f'{d}_s'] / totals['stages']):>18}{duration(totals[f'{d}_s']):>14}" for d in devices))
     lines += ["", f"CPU: {result.cpu_core_hours:.2f} core-hours (one core and one torch thread per stage)"]
     for n, hours in result.wall_hours.items():
