@@ -540,10 +540,11 @@ Run = Callable[[torch.Tensor], tuple[list[torch.Tensor], torch.Tensor | None]]
 (None for a converted SNN, whose prediction counts output spikes)."""
 
 
-def _agreement_by_batch(inputs: torch.Tensor, timesteps: int, reference: Run, readers: dict[str, Run]
+def _agreement_by_batch(inputs: torch.Tensor, timesteps: int, reference: Run, runs: tuple[Run, ...]
                         ) -> dict[str, Any]:
-    """Each reader of :data:`~lowspike.studies.DEPLOY_LIBRARIES` against ``reference``, batch by
-    batch (:data:`AGREEMENT_BATCH`), the counts summed over the batches."""
+    """Each reader of :data:`~lowspike.studies.DEPLOY_LIBRARIES` (``runs`` in that order) against
+    ``reference``, batch by batch (:data:`AGREEMENT_BATCH`), the counts summed over the batches."""
+    readers = dict(zip(DEPLOY_LIBRARIES, runs, strict=True))
     counts: dict[str, dict[str, Any] | None] = dict.fromkeys(readers)
     for batch in _batches(inputs):
         spikes, readout = reference(batch)
@@ -561,8 +562,7 @@ def agreement_summary(snn: dict, path: str | Path, inputs: torch.Tensor, timeste
     sinabs_net, snntorch_net = load_sinabs(path, timesteps), load_snntorch(path)
     runs = (lambda batch: (run_sinabs(sinabs_net, batch, timesteps), None),
             lambda batch: (run_snntorch(snntorch_net, batch, timesteps), None))
-    return _agreement_by_batch(inputs, timesteps, lambda batch: (lowspike_spikes(snn, batch, timesteps), None),
-                               dict(zip(DEPLOY_LIBRARIES, runs, strict=True)))
+    return _agreement_by_batch(inputs, timesteps, lambda batch: (lowspike_spikes(snn, batch, timesteps), None), runs)
 
 
 # ------------------------------------------------------------------ directly trained students
@@ -860,5 +860,4 @@ def student_agreement(model, path: str | Path, inputs: torch.Tensor) -> dict[str
     sinabs_net, snntorch_net = load_sinabs(path, timesteps), load_snntorch(path)
     runs = (lambda batch: run_student_sinabs(sinabs_net, batch, timesteps),
             lambda batch: run_student_snntorch(snntorch_net, batch, timesteps))
-    return _agreement_by_batch(inputs, timesteps, lambda batch: _own_spikes(reference, batch),
-                               dict(zip(DEPLOY_LIBRARIES, runs, strict=True)))
+    return _agreement_by_batch(inputs, timesteps, lambda batch: _own_spikes(reference, batch), runs)

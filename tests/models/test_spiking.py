@@ -5,7 +5,8 @@ import pytest
 import snntorch
 import torch
 
-from lowspike.models.spiking import SURROGATES, SpikingNeurons, fold_time, over_time, unfold_time
+from lowspike.models.spiking import SpikingNeurons, fold_time, over_time, unfold_time
+from lowspike.snn.surrogates import SURROGATE_DERIVATIVES
 
 
 def test_if_neurons_hand_computed():
@@ -41,7 +42,7 @@ def test_matches_a_plain_snntorch_loop(beta):
     assert torch.equal(SpikingNeurons(beta=beta)(current), torch.stack(expected))
 
 
-@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("name", sorted(SURROGATE_DERIVATIVES))
 def test_surrogate_gradient_reaches_the_input(name):
     current = torch.full((3, 2), 0.9, requires_grad=True)
     SpikingNeurons(surrogate_name=name)(current).sum().backward()

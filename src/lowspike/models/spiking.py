@@ -14,19 +14,12 @@ logits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
-from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..snn.leaky import Current, Repeated, leaky_reference, multistep_leaky, reference_neuron
-from ..snn.surrogates import SURROGATE_DERIVATIVES, snntorch_surrogate
-
-SURROGATES: dict[str, Callable[[], Callable]] = {name: partial(snntorch_surrogate, name)
-                                                 for name in SURROGATE_DERIVATIVES}
-"""snntorch spike functions by params name (``distillation.surrogate``), for the reference path."""
 
 
 @dataclass
@@ -122,8 +115,6 @@ class SpikingNeurons(nn.Module):
 
     def __init__(self, beta: float = 1.0, surrogate_name: str = "atan", threshold: float = 1.0):
         super().__init__()
-        if surrogate_name not in SURROGATES:
-            raise KeyError(f"unknown surrogate {surrogate_name!r}; allowed: {sorted(SURROGATES)}")
         self.beta = float(beta)
         self.threshold = float(threshold)
         self.surrogate_name = surrogate_name

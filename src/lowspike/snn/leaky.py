@@ -43,7 +43,7 @@ import snntorch
 import torch
 
 from .. import native
-from .surrogates import SURROGATE_CONSTANTS, SURROGATE_DERIVATIVES, snntorch_surrogate
+from .surrogates import SURROGATE_CONSTANTS, snntorch_surrogate, surrogate_derivative
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def leaky_backward(grad_spikes: torch.Tensor, membrane: torch.Tensor, beta: floa
 
     ``static``: the current was :class:`Repeated`; its gradient ``sum_t dL/dI[t]`` ``[B, ...]``
     is accumulated directly."""
-    derivative = SURROGATE_DERIVATIVES[surrogate]
+    derivative = surrogate_derivative(surrogate)
     timesteps = membrane.shape[0]
     if static:
         total = torch.zeros_like(membrane[0])
@@ -282,8 +282,7 @@ def multistep_leaky(current: Current, beta: float = 1.0, threshold: float = 1.0,
                     surrogate: str = "atan") -> torch.Tensor:
     """Spikes ``[T, B, ...]`` of a layer of (leaky) integrate-and-fire neurons driven by ``current``
     (``[T, B, ...]`` or :class:`Repeated`). Without autograd (evaluation) no membrane is kept."""
-    if surrogate not in SURROGATE_DERIVATIVES:
-        raise KeyError(f"unknown surrogate {surrogate!r}; allowed: {sorted(SURROGATE_DERIVATIVES)}")
+    surrogate_derivative(surrogate)
     static = isinstance(current, Repeated)
     tensor = current.current if static else current
     if torch.is_grad_enabled() and tensor.requires_grad:

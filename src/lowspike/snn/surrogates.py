@@ -66,6 +66,14 @@ SURROGATE_DERIVATIVES: dict[str, SurrogateDerivative] = {
 }
 
 
+def surrogate_derivative(name: str) -> SurrogateDerivative:
+    """The entry ``name`` of :data:`SURROGATE_DERIVATIVES`; an unknown name is a ``KeyError`` that
+    lists the allowed ones."""
+    if name not in SURROGATE_DERIVATIVES:
+        raise KeyError(f"unknown surrogate {name!r}; allowed: {sorted(SURROGATE_DERIVATIVES)}")
+    return SURROGATE_DERIVATIVES[name]
+
+
 SURROGATE_CONSTANTS: dict[str, tuple[float, float]] = {
     "atan": (math.pi / 2 * ATAN_ALPHA, ATAN_ALPHA / 2),
     "fast_sigmoid": (SIGMOID_SLOPE, 0.0),
@@ -80,6 +88,7 @@ def snntorch_surrogate(name: str):
     """The snntorch spike function with the same surrogate (the reference path of the students)."""
     from snntorch import surrogate
 
+    surrogate_derivative(name)
     factories = {
         "atan": lambda: surrogate.atan(alpha=ATAN_ALPHA),
         "fast_sigmoid": lambda: surrogate.fast_sigmoid(slope=SIGMOID_SLOPE),

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +45,7 @@ import torch.nn.functional as F
 from dvc.repo import Repo
 from dvc.repo.reproduce import get_active_graph, plan_repro
 
+from .. import deploy
 from ..data import sample_shape
 from ..distillation import METHODS, StudentRun, student_runs
 from ..dvcyaml import render as render_dvc_yaml
@@ -230,17 +232,15 @@ def agreement_probe(network, inputs: torch.Tensor, timesteps: int | None, repeat
     run in lowspike, sinabs and snntorch (:func:`lowspike.deploy.agreement_summary` for a
     converted SNN ``dict`` over ``timesteps``, :func:`lowspike.deploy.student_agreement` for a
     student at its own T); the fastest of ``repeats`` after a warm-up."""
-    from .. import deploy
-
     batch = inputs[:deploy.AGREEMENT_BATCH]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "probe.nir"
         if isinstance(network, dict):
             deploy.write_nir(path, network)
-            run = lambda: deploy.agreement_summary(network, path, batch, timesteps)  # noqa: E731
+            run = partial(deploy.agreement_summary, network, path, batch, timesteps)
         else:
             deploy.write_student_nir(path, network)
-            run = lambda: deploy.student_agreement(network, path, batch)  # noqa: E731
+            run = partial(deploy.student_agreement, network, path, batch)
         run()
         times = []
         for _ in range(max(1, repeats)):
