@@ -1,6 +1,8 @@
-"""Run one stage script in this process with its params recorded: ``python tests/params_probe.py
-<out.json> <stages/script.py> [args...]`` writes the params keys the stage read after its
-command-line checks (from ``runtime.setup()`` on) and its exit code.
+"""Run stage scripts with their params recorded: ``python tests/params_probe.py <plan.json>`` runs
+each ``{"argv", "out", "log"}`` of the list in ``plan.json`` in this one process, one after another
+as a warm sweep worker runs stages (:func:`lowspike.sweep.worker.run_in_process`, the output to
+``log``), and writes to ``out`` the params keys that stage read after its command-line checks
+(from ``runtime.setup()`` on) and its exit code. It stops at the first stage that fails.
 
 The params object the stage gets is a :class:`Recorded` view of the validated params: reading a
 leaf (a number, a string, a list) records its dotted path; a property or method of a section
@@ -10,13 +12,14 @@ runs on the view (recording what it reads); pydantic's own methods (``model_dump
 from __future__ import annotations
 
 import json
-import runpy
+import os
 import sys
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from lowspike import runtime
+from lowspike.sweep.worker import run_in_process
 
 
 class Recorded:
@@ -73,7 +76,9 @@ class Recorded:
         return self._value.keys()
 
 
-def main(out: str, script: str, *args: str) -> int:
+def _record_params() -> tuple[set[str], list[bool]]:
+    """Make the stages' params :class:`Recorded` from ``runtime.setup()`` on; returns the set the
+    reads go to and the switch that ``setup`` turns on."""
     reads: set[str] = set()
     active = [False]
     parse, setup = runtime.parse_stage_args, runtime.setup
@@ -87,16 +92,20 @@ def main(out: str, script: str, *args: str) -> int:
         active[0] = True
 
     runtime.parse_stage_args, runtime.setup = parse_recorded, setup_then_record
-    sys.argv = [script, *args]
-    sys.path.insert(0, str(Path(script).resolve().parent))
-    try:
-        runpy.run_path(script, run_name="__main__")
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    Path(out).write_text(json.dumps({"exit": code, "reads": sorted(reads)}))
-    return code
+    return reads, active
+
+
+def run_plan(plan: str) -> int:
+    reads, active = _record_params()
+    for stage in json.loads(Path(plan).read_text()):
+        reads.clear()
+        active[0] = False
+        code = run_in_process(stage["argv"], Path.cwd(), dict(os.environ), Path(stage["log"]))
+        Path(stage["out"]).write_text(json.dumps({"exit": code, "reads": sorted(reads)}))
+        if code != 0:
+            return code
+    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(*sys.argv[1:]))
+    raise SystemExit(run_plan(sys.argv[1]))

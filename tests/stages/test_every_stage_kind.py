@@ -1,6 +1,7 @@
 """Every stage kind on the tiny digits pipeline, with tracking on and every point-name form (the
 joint points ``l1+wl1-...``, ``het-...+act-...`` and ``feat-...+act-...`` included), each stage
-run with a recording view of its params (tests/params_probe.py):
+run with a recording view of its params, one after another in one process as a warm sweep
+worker runs them (tests/params_probe.py):
 
 - a stage reads no params key outside its declaration (:mod:`lowspike.stage_params`, the
   ``params:`` of ``dvc.yaml``) but the tracking settings, after its command-line checks;
@@ -56,21 +57,26 @@ STAGES = ([("prepare", "prepare.py", "--dataset", "digits")]
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    """The tiny pipeline run stage by stage: ``{(kind, args): {"exit", "reads", "stderr"}}``."""
+    """The tiny pipeline run stage by stage: ``{(kind, args): {"exit", "reads", "stderr"}}`` (the
+    stage's output in "stderr")."""
     root = tmp_path_factory.mktemp("every-stage")
     params = tiny_params({"regularization": {"points": {"mlp": POINTS, "lenet5": []}},
                           "distillation": {"grids": {"digits": {**EMPTY_GRIDS, **GRIDS}}, "neurobench_samples": 16}, "tracking": {"enabled": True}})
     write_params(root / "params.yaml", params)
     (root / "profiles").mkdir()
-    env = stage_env(root)
+    plan = [{"argv": [str(REPO / "stages" / script), *args], "out": str(root / f"probe-{index}.json"),
+             "log": str(root / f"probe-{index}.log")} for index, (_, script, *args) in enumerate(STAGES)]
+    (root / "plan.json").write_text(json.dumps(plan))
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "params_probe.py"), str(root / "plan.json")],
+                          cwd=root, env=stage_env(root), capture_output=True, text=True, timeout=900)
     runs = {}
-    for kind, script, *args in STAGES:
-        out = root / f"probe-{len(runs)}.json"
-        done = subprocess.run([sys.executable, str(REPO / "tests" / "params_probe.py"), str(out),
-                               str(REPO / "stages" / script), *args], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=600)
-        assert done.returncode == 0, f"{kind} {args}: {done.stderr[-3000:]}"
-        runs[(kind, tuple(args))] = {**json.loads(out.read_text()), "stderr": done.stderr}
+    for (kind, _, *args), stage in zip(STAGES, plan):
+        log = Path(stage["log"]).read_text() if Path(stage["log"]).exists() else done.stderr
+        assert Path(stage["out"]).exists(), f"{kind} {args}: {log[-3000:]}"
+        run = json.loads(Path(stage["out"]).read_text())
+        assert run["exit"] == 0, f"{kind} {args}: {log[-3000:]}"
+        runs[(kind, tuple(args))] = {**run, "stderr": log}
+    assert done.returncode == 0, done.stderr[-3000:]
     return root, runs
 
 
