@@ -6,18 +6,17 @@ conv6 5x5 pad 2 -> ReLU -> avg-pool 2 -> conv16 5x5 -> ReLU -> avg-pool 2 -> fc1
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from .relu import ReluSequence
 
 
-class LeNet5(nn.Module):
+class LeNet5(ReluSequence):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int):
-        super().__init__()
         channels, height, width = input_shape
         flat_h = ((height // 2) - 4) // 2
         flat_w = ((width // 2) - 4) // 2
-        self.layers = nn.Sequential(
+        super().__init__(
             nn.Conv2d(channels, 6, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2),
             nn.Flatten(),
@@ -25,18 +24,6 @@ class LeNet5(nn.Module):
             nn.Linear(120, 84), nn.ReLU(),
             nn.Linear(84, num_classes),
         )
-
-    def forward_with_activations(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits and the post-ReLU hidden activation maps (the X_l of Eq. 4)."""
-        hidden = []
-        for module in self.layers:
-            x = module(x)
-            if isinstance(module, nn.ReLU):
-                hidden.append(x)
-        return x, hidden
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
 
 
 def build_lenet5(input_shape: tuple[int, ...], num_classes: int) -> LeNet5:
