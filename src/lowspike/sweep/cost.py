@@ -382,9 +382,7 @@ def stage_seconds(stage: StageWork, units: UnitCosts, device: str) -> float | No
         _, forward = units.dnn(stage.arch, stage.dataset, False, device)
         return points * math.ceil(test / params.regularization.train.batch_size) * forward
     elif stage.family in ("export_conversion", "export_distillation"):
-        from ..deploy import AGREEMENT_BATCH
-
-        batches = math.ceil(params.deploy.samples / AGREEMENT_BATCH)
+        batches = math.ceil(params.deploy.samples / deploy.AGREEMENT_BATCH)
         if stage.family == "export_conversion":
             models = 1 + len({point.regularizer for point in grid(params, stage.dataset, stage.arch)} - {"none"})
             return models * batches * params.simulation.timesteps * units.export_conversion(stage.arch, stage.dataset)
