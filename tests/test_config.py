@@ -112,6 +112,18 @@ def test_points_for_an_architecture_not_run_are_refused(raw_params):
         validate_params(_set(raw_params, "regularization.points.mlp", ["l1-1e-4", "l1-0.0001"]))
 
 
+def test_a_grids_own_seeds_must_pair_with_baseline_seeds(raw_params):
+    key = "distillation.grids.spoken-commands.logits.seeds"
+    with pytest.raises(ParamsError, match=r"baseline_seeds \[0, 1, 2\] must hold every seed of "
+                                          r"grids\.spoken-commands\.logits\.seeds .* missing \[5\]"):
+        validate_params(_set(raw_params, key, [0, 5]))
+    with pytest.raises(ParamsError, match=r"logits\.seeds: got \[\]: .*must not be empty"):
+        validate_params(_set(raw_params, key, []))
+    with pytest.raises(ParamsError, match=r"logits\.seeds: got \[1, 1\]: .*must not repeat a seed"):
+        validate_params(_set(raw_params, key, [1, 1]))
+    assert validate_params(_set(raw_params, key, [2, 0])).distillation.grids["spoken-commands"].logits.seeds == [2, 0]
+
+
 def test_joint_and_beyond_paper_regularizer_specs():
     from lowspike.regularizers import is_beyond_paper, split_point_spec
 

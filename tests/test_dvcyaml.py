@@ -46,7 +46,9 @@ def test_one_training_family_per_architecture_and_per_method_variant():
                 assert flags == {"dataset", "method", "seed", *method.settings}
                 assert set(method.settings) <= set(SETTINGS)
                 assert list(stage["matrix"]) == [*(key for key, _ in variant.axes), "seed"]
-                assert stage["matrix"]["seed"] == f"${{distillation.{method.seeds_key}}}"
+                own = method.grid is not None and "seeds" in raw["grids"][dataset][method.name]
+                assert stage["matrix"]["seed"] == (f"${{distillation.grids.{dataset}.{method.name}.seeds}}" if own
+                                                   else f"${{distillation.{method.seeds_key}}}")
                 assert all(f"distillation.grids.{dataset}.{method.name}." in stage["matrix"][key]
                            for key, _ in variant.axes)
                 assert (f"runs/teacher/{dataset}/model.pt" in stage["deps"]) == method.uses_teacher

@@ -321,11 +321,13 @@ class DistillationStudyConfig(Section):
 
     datasets: list[DatasetName] = Field(default_factory=lambda: ["mnist5k", "spoken-commands"])
     seeds: list[NonNegInt] = Field(default_factory=lambda: [0])
-    """The seeds every configuration of the grids is trained with."""
+    """The seeds every configuration of the grids is trained with, where its method's grid of
+    the dataset writes no ``seeds`` of its own (:class:`lowspike.distillation.MethodGrid`)."""
     baseline_seeds: list[NonNegInt] = Field(default_factory=lambda: [0, 1, 2])
     """The seeds of the baseline (the paper: "the average of three runs"): each configuration is
     compared with the baseline of its own seed, and the baseline's spread over these seeds is
-    the training noise a finding's margin must exceed (docs/statistics.md). Holds ``seeds``."""
+    the training noise a finding's margin must exceed (docs/statistics.md). Holds ``seeds`` and
+    every grid's own ``seeds``."""
     alpha: UnitFloat = 0.1
     surrogate: Surrogate = "atan"
     setups: dict[DatasetName, StudentSetup] = Field(default_factory=lambda: default_setups())
@@ -353,10 +355,15 @@ class DistillationStudyConfig(Section):
         missing = [name for name in self.datasets if name not in self.setups]
         if missing:
             raise ValueError(f"setups has no entry for dataset(s) {missing}")
-        unpaired = [seed for seed in self.seeds if seed not in self.baseline_seeds]
-        if unpaired:
-            raise ValueError(f"baseline_seeds {self.baseline_seeds} must hold every seed of seeds (each configuration "
-                             f"is compared with the baseline of its seed); missing {unpaired}")
+        lists = {"seeds": self.seeds}
+        lists |= {f"grids.{dataset}.{method}.seeds": grid.seeds for dataset, grids in self.grids.items()
+                  for method in DistillationGrids.optional_keys
+                  if (grid := getattr(grids, method)).seeds is not None}
+        for key, seeds in lists.items():
+            unpaired = [seed for seed in seeds if seed not in self.baseline_seeds]
+            if unpaired:
+                raise ValueError(f"baseline_seeds {self.baseline_seeds} must hold every seed of {key} (each "
+                                 f"configuration is compared with the baseline of its seed); missing {unpaired}")
         return self
 
 

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field, create_model, field_validator
 
 from .errors import ParamsError
-from .schema import NonNegFloat, PosFloat, Section, UnitFloat
+from .schema import NonNegFloat, NonNegInt, PosFloat, Section, UnitFloat
 from .studies.common import at_chance, is_number
 
 if TYPE_CHECKING:
@@ -86,19 +86,41 @@ def total_loss(ce: torch.Tensor, kd: torch.Tensor, alpha: float) -> torch.Tensor
 # ----------------------------------------------------------------------------- grids
 
 
-class MseGrid(Section):
+class MethodGrid(Section):
+    """The base of every method's grid (``distillation.grids.<dataset>.<method>``): the lists of
+    its settings, and optionally the seeds its configurations are trained with there."""
+
+    optional_keys = frozenset({"seeds"})
+
+    seeds: list[NonNegInt] | None = None
+    """The seeds of this method's configurations on this dataset, each paired with the baseline
+    of its seed (so a subset of ``distillation.baseline_seeds``); unset: ``distillation.seeds``.
+    More seeds average a configuration's own training noise out of its deltas, where one seed's
+    baseline would decide a curve (docs/statistics.md)."""
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and not values:
+            raise ValueError("must not be empty (leave the key out to train with distillation.seeds)")
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError("must not repeat a seed")
+        return values
+
+
+class MseGrid(MethodGrid):
     """The alphas of MSE KD (Eq. 1 with Eq. 2; the paper sweeps 0.1 .. 0.9, Fig. 2)."""
 
     alphas: list[UnitFloat] = Field(default_factory=list)
 
 
-class SoftTargetGrid(Section):
+class SoftTargetGrid(MethodGrid):
     """The temperatures of soft-target KD (Eq. 4; the paper: 1, 2, 4, 8, Fig. 3)."""
 
     taus: list[PosFloat] = Field(default_factory=list)
 
 
-class HeterogeneousGrid(Section):
+class HeterogeneousGrid(MethodGrid):
     """The student and teacher temperatures of heterogeneous KD (Eq. 5): their cross product
     (the paper: 1 .. 8 each, Fig. 5)."""
 
@@ -106,7 +128,7 @@ class HeterogeneousGrid(Section):
     tau_t: list[PosFloat] = Field(default_factory=list)
 
 
-class ActivationRegGrid(Section):
+class ActivationRegGrid(MethodGrid):
     """lambda values (Eq. 10) of activation regularization, per norm. The normalized l2 norm of
     Eq. 9 is about sqrt(spikes) / (n T), orders of magnitude below the l1 norm, so each norm has
     its own list; an empty list skips that norm."""
@@ -115,7 +137,7 @@ class ActivationRegGrid(Section):
     l2: list[NonNegFloat] = Field(default_factory=list)
 
 
-class LogitsRegGrid(Section):
+class LogitsRegGrid(MethodGrid):
     """lambda values (Eq. 10) of logits regularization, per norm (l2 = Euclidean, Eq. 8;
     l2sq = squared, Eq. 7)."""
 
@@ -123,7 +145,7 @@ class LogitsRegGrid(Section):
     l2sq: list[NonNegFloat] = Field(default_factory=list)
 
 
-class CombinedGrid(Section):
+class CombinedGrid(MethodGrid):
     """Heterogeneous-temperature KD and activation regularization in one loss (the paper's future
     work): the cross product of the four lists."""
 
@@ -133,14 +155,14 @@ class CombinedGrid(Section):
     lambdas: list[NonNegFloat] = Field(default_factory=list)
 
 
-class FeatureHintGrid(Section):
+class FeatureHintGrid(MethodGrid):
     """Feature-based KD (FitNets hints, Romero et al. 2015, the paper's future work; see
     :mod:`lowspike.hints`): the hint weights ``w`` of ``L = CE + w L_hint``."""
 
     weights: list[NonNegFloat] = Field(default_factory=list)
 
 
-class FeatureActGrid(Section):
+class FeatureActGrid(MethodGrid):
     """Hints and activation regularization in one loss, ``L = CE + w L_hint + lambda Omega``
     (Eqs. 9-10): the cross product of the three lists."""
 
@@ -152,7 +174,7 @@ class FeatureActGrid(Section):
 def grid_of(name: str, doc: str = "", **lists: Any) -> type[Section]:
     """A grid schema of lists, each empty by default, for a new method: ``grid_of("MaeGrid",
     alphas=UnitFloat)`` is ``distillation.grids.<dataset>.<method>.alphas: list[UnitFloat]``."""
-    return create_model(name, __base__=Section, __doc__=doc,
+    return create_model(name, __base__=MethodGrid, __doc__=doc,
                         **{key: (list[kind], Field(default_factory=list)) for key, kind in lists.items()})
 
 
@@ -213,6 +235,12 @@ class Method:
     @property
     def uses_teacher(self) -> bool:
         return self.kd is not None or self.hints
+
+    def seeds(self, params: Any, grids: Any) -> list[int]:
+        """The seeds it is trained with on the dataset of ``grids``: its grid's ``seeds`` where
+        written, else ``distillation.<seeds_key>``."""
+        own = getattr(grids, self.name).seeds if self.grid is not None else None
+        return own if own is not None else getattr(params.distillation, self.seeds_key)
 
     @property
     def uses_study_alpha(self) -> bool:
@@ -367,11 +395,11 @@ def grids_of(params: Any, dataset: str) -> GridsBase:
 
 def student_runs(params: Any, dataset: str) -> list[StudentRun]:
     """Every student of ``dataset``'s grids in params, method by method in registry order (the
-    baseline first), each for the seeds of its ``seeds_key``."""
+    baseline first), each for its seeds (:meth:`Method.seeds`)."""
     grids = grids_of(params, dataset)
     return [StudentRun(dataset, method.name, seed, setting)
             for method in METHODS.values()
-            for seed in getattr(params.distillation, method.seeds_key)
+            for seed in method.seeds(params, grids)
             for setting in method.setting_grid(grids)]
 
 

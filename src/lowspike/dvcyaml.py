@@ -137,7 +137,8 @@ def student_stages(distillation: dict) -> list[Stage]:
     """Per dataset of ``distillation.datasets`` (the raw section of params.yaml), one training
     family per stage variant of every method whose grid that dataset writes, named
     ``<variant>_<dataset>``: a DVC matrix is a Cartesian product, so grids of their own per
-    dataset need a family per dataset."""
+    dataset need a family per dataset. Its seeds are the grid's own ``seeds`` where written,
+    else ``distillation.seeds`` (the baseline: ``distillation.baseline_seeds``)."""
     stages = []
     for dataset in distillation.get("datasets", []):
         written = (distillation.get("grids") or {}).get(dataset) or {}
@@ -147,14 +148,16 @@ def student_stages(distillation: dict) -> list[Stage]:
             for variant in method.variants:
                 if any(source not in written[method.name] for _, source in variant.axes):
                     continue
-                stages.append(_student_family(method, variant, dataset))
+                own_seeds = method.grid is not None and written[method.name].get("seeds") is not None
+                stages.append(_student_family(method, variant, dataset, own_seeds))
     return stages
 
 
-def _student_family(method, variant, dataset: str) -> Stage:
+def _student_family(method, variant, dataset: str, own_seeds: bool = False) -> Stage:
     axes = [key for key, _ in variant.axes]
     matrix = {key: f"${{distillation.grids.{dataset}.{method.name}.{source}}}" for key, source in variant.axes}
-    matrix["seed"] = f"${{distillation.{method.seeds_key}}}"
+    matrix["seed"] = (f"${{distillation.grids.{dataset}.{method.name}.seeds}}" if own_seeds
+                      else f"${{distillation.{method.seeds_key}}}")
     flags = [f"--{key.replace('_', '-')} {value}" for key, value in variant.fixed]
     flags += [f"--{key.replace('_', '-')} ${{item.{key}}}" for key in axes]
     run = method.run_name.format(**dict(variant.fixed), **{key: f"${{item.{key}}}" for key in axes})

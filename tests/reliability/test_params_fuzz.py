@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class Spec:
     key: "Spec | None" = None
     model: type[BaseModel] | None = None
     non_empty: bool = False
+    nullable: bool = False  # ``X | None``: null is a valid value (a key left to its default)
 
 
 def _constraints(spec: Spec, metadata: list[Any]) -> Spec:
@@ -73,6 +75,11 @@ def describe(annotation: Any, metadata: list[Any] = ()) -> Spec:
     if origin is typing.Annotated:
         base, *extra = typing.get_args(annotation)
         return describe(base, [*metadata, *extra])
+    if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation):
+        (base,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        spec = describe(base, metadata)
+        spec.nullable = True
+        return spec
     if origin is typing.Literal:
         return Spec("literal", literals=typing.get_args(annotation))
     if origin is list:
@@ -235,7 +242,8 @@ def bad_for(target: Target) -> st.SearchStrategy[Bad]:
         return st.one_of(unknown, wrong)
     if spec.kind == "list":
         current = list(target.current or [])
-        options = [_scalars_other_than("list").map(lambda v: Bad(target, v, where, v, ("valid list",)))]
+        options = [_scalars_other_than("list").filter(lambda v: not (spec.nullable and v is None))
+                   .map(lambda v: Bad(target, v, where, v, ("valid list",)))]
         options.append(st.tuples(st.integers(0, len(current)), bad_scalar(spec.item)).map(
             lambda c: Bad(target, current[:c[0]] + [c[1][0]] + current[c[0] + 1:], f"{where}[{c[0]}]", *c[1])))
         if spec.non_empty:
@@ -280,6 +288,8 @@ def test_the_walk_reaches_every_section_and_nested_setup():
     assert (lr.kind, lr.lo, lr.lo_strict, lr.finite) == ("float", 0.0, True, True)
     assert by_dotted["simulation.input_coding"].literals == ("analog", "poisson", "bernoulli")
     assert by_dotted["regularization.points.mlp"].item.kind == "point"
+    seeds = by_dotted["distillation.grids.spoken-commands.logits.seeds"]
+    assert (seeds.kind, seeds.nullable, seeds.item.kind, seeds.item.lo) == ("list", True, "int", 0)
 
 
 @pytest.fixture(scope="module")

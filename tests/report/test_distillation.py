@@ -101,6 +101,19 @@ def test_table3_rule_keeps_one_percent_and_lower_spikerates_only():
         "tau_s=1, tau_t=8, l1, lambda=2e+00"
 
 
+def test_the_setting_line_names_the_methods_trained_with_seeds_of_their_own():
+    from lowspike.report.distillation_report import DistillationResults, _setting
+
+    seeds = {"baseline": (0, 1, 2), "mse": (0,), "activation": (0,), "logits": (0, 1, 2)}
+    res = DistillationResults({"rows": [{"dataset": "d", "method": m, "seed": s} for m, ss in seeds.items() for s in ss],
+                               "configurations": [{"dataset": "d", "method": m} for m in seeds]})
+    assert _setting(res, CTX, "d") == ("dataset d, profile fixture, baseline 3 seeds, configurations 1 seed "
+                                       "(logits 3), mean ± std over seeds")
+    single = DistillationResults({"rows": [{"dataset": "d", "method": m, "seed": 0} for m in ("baseline", "mse")],
+                                  "configurations": [{"dataset": "d", "method": m} for m in ("baseline", "mse")]})
+    assert _setting(single, CTX, "d") == "dataset d, profile fixture, baseline 1 seed, configurations 1 seed, no averaging"
+
+
 def _regularized(norm, lam, delta, interval):
     return {"dataset": "d", "method": "logits", "run": f"log-{norm}-{lam}", "setting": {"norm": norm, "lam": lam},
             "delta_accuracy_mean": delta, "delta_accuracy_ci": interval}

@@ -37,6 +37,20 @@ def test_grid_expansion_and_names():
     assert [r.uses_hints for r in first] == [False] * 8 + [True] * 4
 
 
+def test_a_grid_with_seeds_of_its_own_trains_its_configurations_with_them():
+    params = validate_params({"distillation": {"datasets": ["mnist5k"], "seeds": [0], "baseline_seeds": [0, 1, 2],
+                                               "grids": {"mnist5k": {"logits": {"l2": [0.1, 1.0], "l2sq": [],
+                                                                                "seeds": [0, 2]},
+                                                                     "mse": {"alphas": [0.5]}}}}})
+    runs = distillation.student_runs(params, "mnist5k")
+    assert [(r.name, r.seed) for r in runs] == [
+        ("baseline", 0), ("baseline", 1), ("baseline", 2), ("mse-a0.5", 0),
+        ("log-l2-0.1", 0), ("log-l2-1.0", 0), ("log-l2-0.1", 2), ("log-l2-1.0", 2)]
+    distillation.check_run(params, distillation.run_from_args("mnist5k", "logits", 2, norm="l2", lam=1.0))
+    with pytest.raises(ParamsError, match="mse-a0.5 seed 2: not in distillation.grids.mnist5k"):
+        distillation.check_run(params, distillation.run_from_args("mnist5k", "mse", 2, alpha=0.5))
+
+
 def test_run_from_command_line_matches_the_grid_entry():
     params = validate_params({"distillation": {"datasets": ["mnist5k"], "seeds": [3], "baseline_seeds": [3], "grids": {
         "mnist5k": {"mse": {"alphas": [0.1]}, "soft_targets": {"taus": [2.0]},
@@ -364,3 +378,16 @@ def test_feature_student_saves_only_the_student_and_resumes_its_projections(tmp_
     assert resumed["history"] == straight["history"]
     again = load_torch(run.folder() / "model.pt")["state_dict"]
     assert all(torch.equal(again[k], saved[k]) for k in saved)
+
+
+def test_spike_counts_are_the_float64_sums_exactly_in_float32_and_past_its_exact_range(monkeypatch):
+    spikes = (torch.rand(10, 3, 16, 24, 24, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    reference = spikes.double().sum(dim=(0, 2, 3, 4))
+    assert torch.equal(distillation_eval.spike_counts(spikes), reference)
+    assert distillation_eval.spike_counts(spikes).dtype == torch.float64
+    assert torch.equal(distillation_eval.spike_counts(spikes.bfloat16()), reference)
+    assert distillation_eval.spike_counts(torch.ones(4, 2, 5))[0].item() == 20.0
+    full = torch.ones(2 ** 12 + 1, 1, 2 ** 12)  # 2^24 + 2^12 spikes in one sample: past float32's exact range
+    assert distillation_eval.spike_counts(full).item() == 2 ** 24 + 2 ** 12
+    monkeypatch.setattr(distillation_eval, "FLOAT32_EXACT_COUNT", 8)  # the float64 path on a small layer
+    assert torch.equal(distillation_eval.spike_counts(spikes), reference)

@@ -12,6 +12,7 @@ in percent.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -90,10 +91,9 @@ class DistillationResults:
     def timesteps(self, dataset: str):
         return self._row_value(dataset, "timesteps")
 
-    def seeds(self, dataset: str, baseline: bool = False) -> int:
-        """The seeds of the dataset's configurations (``baseline``: of its baseline)."""
-        return len({r["seed"] for r in self.rows if r["dataset"] == dataset
-                    and (r["method"] == "baseline") == baseline})
+    def seeds(self, dataset: str, method: str) -> int:
+        """How many seeds the dataset's students of ``method`` were trained with."""
+        return len({r["seed"] for r in self.rows if r["dataset"] == dataset and r["method"] == method})
 
     def spread(self, dataset: str, key: str) -> float | None:
         """The baseline's seed spread of ``accuracy`` or ``spikerate`` (relative std), or None."""
@@ -107,10 +107,14 @@ class DistillationResults:
 
 
 def _setting(res: DistillationResults, ctx: Context, dataset: str) -> str:
-    seeds, baseline_seeds = res.seeds(dataset), res.seeds(dataset, baseline=True)
-    averaged = "mean ± std over seeds" if max(seeds, baseline_seeds) > 1 else "no averaging"
+    baseline_seeds = res.seeds(dataset, "baseline")
+    methods = {m: res.seeds(dataset, m) for m in dict.fromkeys(c["method"] for c in res.configs(dataset))
+               if m != "baseline"}
+    usual = Counter(methods.values()).most_common(1)[0][0] if methods else 0
+    others = ", ".join(f"{method} {count}" for method, count in methods.items() if count != usual)
+    averaged = "mean ± std over seeds" if max([baseline_seeds, *methods.values()]) > 1 else "no averaging"
     return (f"dataset {dataset}, profile {ctx.profile}, baseline {plural(baseline_seeds, 'seed')}, configurations "
-            f"{plural(seeds, 'seed')}, {averaged}")
+            f"{plural(usual, 'seed')}{f' ({others})' if others else ''}, {averaged}")
 
 
 def _ci(config: dict | None, key: str) -> str:
@@ -601,6 +605,14 @@ def plot_data(res: DistillationResults) -> dict[str, list[dict]]:
     return {"distillation_deltas": rows}
 
 
+def _own_seeds(study) -> str:
+    """`` (spoken-commands logits: 0, 1, 2)``: the grids that write seeds of their own."""
+    own = [f"{dataset} {method}: {', '.join(str(s) for s in getattr(grids, method).seeds)}"
+           for dataset, grids in study.grids.items() for method in type(grids).optional_keys
+           if getattr(grids, method).seeds is not None]
+    return f" ({'; '.join(sorted(own))})" if own else ""
+
+
 def build(results: dict[str, Any] | None, params: Params, ctx: Context,
           source: str = "results/distillation/results.json") -> tuple[Document, dict[str, list[dict]]]:
     """The distillation report and its ``dvc plots`` data."""
@@ -609,7 +621,7 @@ def build(results: dict[str, Any] | None, params: Params, ctx: Context,
     doc = Document("Distillation and regularization of directly trained SNNs: this run vs the paper")
     doc.add(Paragraph(
         f"Reproduction of {published.DISTILLATION_SOURCE} from `{source}`. Profile `{ctx.profile}`; datasets "
-        f"{', '.join(study.datasets)}; seeds {', '.join(str(s) for s in study.seeds)}; KD weight alpha = "
+        f"{', '.join(study.datasets)}; seeds {', '.join(str(s) for s in study.seeds)}{_own_seeds(study)}; KD weight alpha = "
         f"{study.alpha:g} (Eq. 1); surrogate {study.surrogate}; {plural(len(res.rows), 'student')}, "
         f"{plural(len(res.teachers), 'teacher')}; "
         f"{sum(1 for r in res.rows if r.get('status') == 'diverged')} diverged."))

@@ -35,6 +35,20 @@ NEUROBENCH_BATCH_SIZE = 64
 """Samples per NeuroBench call (a student run one timestep per call, through snntorch)."""
 
 
+FLOAT32_EXACT_COUNT = 2 ** 24
+"""float32 holds every integer up to 2^24: sums of 0/1 spikes below it are exact in any order."""
+
+
+def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
+    """Each sample's spike count (float64 ``[B]``) of a 0/1 tensor ``[T, B, ...]``: summed in
+    float32 when a sample's T x neurons stays below :data:`FLOAT32_EXACT_COUNT` (exact, and
+    without the float64 copy of the whole tensor), else in float64."""
+    dims = tuple(d for d in range(spikes.dim()) if d != 1)
+    if spikes.numel() // max(spikes.shape[1], 1) < FLOAT32_EXACT_COUNT:
+        return spikes.float().sum(dim=dims).double()
+    return spikes.double().sum(dim=dims)
+
+
 @torch.inference_mode()
 def measure_student(model: nn.Module, data: SplitTensors, batch_size: int) -> dict[str, Any]:
     """Accuracy, spikes per inference (all layers and per layer) and spikerate (Eq. 12, in
@@ -55,7 +69,7 @@ def measure_student(model: nn.Module, data: SplitTensors, batch_size: int) -> di
     correct, total, sample_correct, sample_spikes = 0, 0, [], []
     for x, y in data.batches(batch_size):
         out = model(x)
-        per_layer = torch.stack([s.double().sum(dim=tuple(d for d in range(s.dim()) if d != 1)) for s in out.spikes])
+        per_layer = torch.stack([spike_counts(s) for s in out.spikes])
         layer_spikes += per_layer.sum(dim=1).cpu()
         sample_spikes.append(per_layer.sum(dim=0).cpu())
         if meter is not None:
