@@ -558,8 +558,9 @@ def table_curve_ranges(res: DistillationResults, ctx: Context) -> Table | None:
     caption = (f"Range of each Fig. 7 curve ({settings}): it spans the trade-off when its smallest lambda is within "
                f"noise of the baseline (the accuracy-delta interval contains 0) and its largest costs accuracy "
                f"beyond noise (delta at most {100 * CLEAR_ACCURACY_LOSS:.0f}%, interval below 0). The intervals "
-               f"count the test samples only: with one training seed per configuration, paired with the same-seed "
-               f"baseline, a curve's end can also move by the training noise (the baseline's seed spread, Table II).")
+               f"count the test samples only: a curve on one training seed, paired with the same-seed baseline, "
+               f"can also move by the training noise (the baseline's seed spread, Table II); on several seeds a "
+               f"point is the mean of each seed's paired delta, its ± their spread.")
     return Table("curve_ranges", caption, ["Dataset", "Curve", "Lambdas", "Smallest lambda: delta acc",
                                            "Within noise", "Largest lambda: delta acc", "Clear loss", "Curve"], rows)
 
