@@ -35,9 +35,10 @@ def chromium():
 
 def dump_dom(chromium: str, url: str, profile: Path, budget_ms: int = 10000, width: int = 1400,
              screenshot: Path | None = None) -> subprocess.CompletedProcess:
-    """The DOM of ``url`` after its scripts ran (``stdout``); optionally a PNG screenshot too."""
+    """The DOM of ``url`` after its scripts ran (``stdout``); optionally a PNG screenshot too, taken
+    by the same headless run (Chromium does both when given both flags)."""
     flags = [*FLAGS, f"--virtual-time-budget={budget_ms}", f"--window-size={width},1000",
              f"--user-data-dir={profile}"]
     if screenshot is not None:
-        subprocess.run([chromium, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=180)
+        flags.append(f"--screenshot={screenshot}")
     return subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
