@@ -26,12 +26,12 @@ import yaml
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .data import DATASETS
-from .distillation import DistillationGrids
+from .distillation import DistillationGrids, own_seeds
 from .energy import ENERGY_MODELS
 from .errors import ParamsError
 from .models import names as model_names
 from .regularizers import check_point, split_point
-from .schema import NonNegFloat, NonNegInt, PosFloat, PosInt, Section, UnitFloat
+from .schema import NonNegFloat, NonNegInt, PosFloat, PosInt, Section, Seeds, UnitFloat
 from .snn.surrogates import SURROGATE_DERIVATIVES
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -320,10 +320,10 @@ class DistillationStudyConfig(Section):
     """Distillation and regularization of directly trained SNNs (distillation paper)."""
 
     datasets: list[DatasetName] = Field(default_factory=lambda: ["mnist5k", "spoken-commands"])
-    seeds: list[NonNegInt] = Field(default_factory=lambda: [0])
+    seeds: Seeds = Field(default_factory=lambda: [0])
     """The seeds every configuration of the grids is trained with, where its method's grid of
     the dataset writes no ``seeds`` of its own (:class:`lowspike.distillation.MethodGrid`)."""
-    baseline_seeds: list[NonNegInt] = Field(default_factory=lambda: [0, 1, 2])
+    baseline_seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
     """The seeds of the baseline (the paper: "the average of three runs"): each configuration is
     compared with the baseline of its own seed, and the baseline's spread over these seeds is
     the training noise a finding's margin must exceed (docs/statistics.md). Holds ``seeds`` and
@@ -341,24 +341,13 @@ class DistillationStudyConfig(Section):
     computed; more than the split: the whole split): NeuroBench runs a student one timestep
     per call, about 16 ms per sample for SCNN, 8 ms for SRes-8 and 220 ms for SVGG-11 on CPU."""
 
-    @field_validator("seeds", "baseline_seeds")
-    @classmethod
-    def _seeds(cls, values: list[int]) -> list[int]:
-        if not values:
-            raise ValueError("must not be empty")
-        if len(set(values)) != len(values):
-            raise ValueError("must not repeat a seed")
-        return values
-
     @model_validator(mode="after")
     def _setup_per_dataset(self) -> "DistillationStudyConfig":
         missing = [name for name in self.datasets if name not in self.setups]
         if missing:
             raise ValueError(f"setups has no entry for dataset(s) {missing}")
-        lists = {"seeds": self.seeds}
-        lists |= {f"grids.{dataset}.{method}.seeds": grid.seeds for dataset, grids in self.grids.items()
-                  for method in DistillationGrids.optional_keys
-                  if (grid := getattr(grids, method)).seeds is not None}
+        lists = {"seeds": self.seeds} | {f"grids.{dataset}.{method}.seeds": seeds
+                                          for (dataset, method), seeds in own_seeds(self.grids).items()}
         for key, seeds in lists.items():
             unpaired = [seed for seed in seeds if seed not in self.baseline_seeds]
             if unpaired:

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, create_model
 
 from .errors import ParamsError
-from .schema import NonNegFloat, NonNegInt, PosFloat, Section, UnitFloat
+from .schema import NonNegFloat, PosFloat, Section, Seeds, UnitFloat
 from .studies.common import at_chance, is_number
 
 if TYPE_CHECKING:
@@ -92,20 +92,11 @@ class MethodGrid(Section):
 
     optional_keys = frozenset({"seeds"})
 
-    seeds: list[NonNegInt] | None = None
+    seeds: Seeds | None = None
     """The seeds of this method's configurations on this dataset, each paired with the baseline
     of its seed (so a subset of ``distillation.baseline_seeds``); unset: ``distillation.seeds``.
     More seeds average a configuration's own training noise out of its deltas, where one seed's
     baseline would decide a curve (docs/statistics.md)."""
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, values: list[int] | None) -> list[int] | None:
-        if values is not None and not values:
-            raise ValueError("must not be empty (leave the key out to train with distillation.seeds)")
-        if values is not None and len(set(values)) != len(values):
-            raise ValueError("must not repeat a seed")
-        return values
 
 
 class MseGrid(MethodGrid):
@@ -391,6 +382,14 @@ def grids_of(params: Any, dataset: str) -> GridsBase:
     """``distillation.grids.<dataset>``, or empty grids (only the baseline runs) when it is not written."""
     found = params.distillation.grids.get(dataset)
     return DistillationGrids() if found is None else found
+
+
+def own_seeds(grids: dict[str, GridsBase]) -> dict[tuple[str, str], list[int]]:
+    """``{(dataset, method): seeds}`` of the grids of ``distillation.grids`` that write seeds of
+    their own (:attr:`MethodGrid.seeds`)."""
+    return {(dataset, method.name): getattr(by_method, method.name).seeds
+            for dataset, by_method in grids.items() for method in METHODS.values()
+            if method.grid is not None and getattr(by_method, method.name).seeds is not None}
 
 
 def student_runs(params: Any, dataset: str) -> list[StudentRun]:

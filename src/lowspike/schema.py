@@ -24,6 +24,18 @@ PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
 
 
+def _distinct_seeds(values: list[int]) -> list[int]:
+    if not values:
+        raise ValueError("must not be empty")
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat a seed")
+    return values
+
+
+Seeds = Annotated[list[NonNegInt], AfterValidator(_distinct_seeds)]
+"""A list of training seeds: at least one, none repeated."""
+
+
 class Section(BaseModel):
     """A section of params.yaml: unknown keys refused, types strict (a number in quotes is a
     string and is refused, never coerced), values frozen."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Params
-from ..distillation import TABLE_III_MAX_ACCURACY_LOSS, best_configuration, families, family_beyond_paper
+from ..distillation import TABLE_III_MAX_ACCURACY_LOSS, best_configuration, families, family_beyond_paper, own_seeds
 from ..models import label as model_label
 from ..regularizers import BEYOND_MARK
 from . import published
@@ -608,9 +608,8 @@ def plot_data(res: DistillationResults) -> dict[str, list[dict]]:
 
 def _own_seeds(study) -> str:
     """`` (spoken-commands logits: 0, 1, 2)``: the grids that write seeds of their own."""
-    own = [f"{dataset} {method}: {', '.join(str(s) for s in getattr(grids, method).seeds)}"
-           for dataset, grids in study.grids.items() for method in type(grids).optional_keys
-           if getattr(grids, method).seeds is not None]
+    own = [f"{dataset} {method}: {', '.join(str(s) for s in seeds)}"
+           for (dataset, method), seeds in own_seeds(study.grids).items()]
     return f" ({'; '.join(sorted(own))})" if own else ""
 
 
